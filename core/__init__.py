@@ -1,0 +1,1 @@
+"""Unlearn Studio engine. Never imports Qt."""

@@ -1,0 +1,1 @@
+"""Data sets: roles, file formats, column mapping, prompt templates and validation."""

@@ -1,0 +1,1 @@
+"""The built-in demo world: generated facts, the tokenizer and the small models trained on them."""

@@ -1,0 +1,1 @@
+"""Unlearn Studio desktop front end (PySide6). Never trains."""
