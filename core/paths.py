@@ -1,0 +1,40 @@
+"""Where the app's shipped files are: the built-in demo and the ready project files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import unlearn_studio.resources as _resources
+
+REPO_ROOT_MARKER = "pyproject.toml"
+
+
+def resources_dir() -> Path:
+    return Path(_resources.__file__).resolve().parent
+
+
+def demo_dir() -> Path:
+    """The shipped demo build: data/, model/, retain_model/ and REPORT.json."""
+    return resources_dir() / "demo"
+
+
+def demo_model_dir() -> Path:
+    return demo_dir() / "model"
+
+
+def demo_retain_model_dir() -> Path:
+    return demo_dir() / "retain_model"
+
+
+def demo_data_dir() -> Path:
+    return demo_dir() / "data"
+
+
+def projects_dir() -> Path:
+    """The ready project files (projects/ in a checkout, installed beside the resources otherwise)."""
+    checkout = resources_dir().parent / "projects"
+    return checkout if checkout.is_dir() else resources_dir() / "projects"
+
+
+def demo_project() -> Path:
+    return projects_dir() / "demo.toml"
