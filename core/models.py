@@ -187,7 +187,7 @@ def _check_causal_lm(config: transformers.PretrainedConfig, source: str, trust_r
         )
 
 
-def _require_files(folder: Path, source: str) -> None:
+def require_model_files(folder: Path, source: str) -> None:
     """Check for tokenizer and weight files up front, to name exactly what is missing."""
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         raise UserError(
@@ -240,6 +240,20 @@ def _load_tokenizer(location: str, source: str, local_only: bool, trust_remote_c
     # Right padding for training: prompts are followed by their answers, labels line up with
     # input positions. Batched generation should switch to "left" for the call.
     tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def load_tokenizer(source: str | Path, *, trust_remote_code: bool = False, allow_network: bool = False) -> Any:
+    """The tokenizer of a model folder (or, if allowed, a hub id), with a safe pad token."""
+    source = str(source)
+    folder = _local_folder(source, allow_network)
+    if folder is not None and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise UserError(
+            f"Folder '{source}' has no tokenizer (looked for {', '.join(TOKENIZER_FILES)})",
+            "Give the folder of a model or tokenizer saved with save_pretrained",
+        )
+    tokenizer = _load_tokenizer(str(folder or source), source, folder is not None, trust_remote_code)
+    ensure_pad_token(tokenizer, source)
     return tokenizer
 
 
@@ -334,7 +348,7 @@ def load_model(
     folder = _local_folder(source, allow_network)
     config = _load_config(source, folder, trust_remote_code)
     if folder is not None:
-        _require_files(folder, source)
+        require_model_files(folder, source)
     location = str(folder) if folder is not None else source
     local_only = folder is not None
     tokenizer = _load_tokenizer(location, source, local_only, trust_remote_code)

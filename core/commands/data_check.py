@@ -1,7 +1,6 @@
 """`unlearn-studio data check FILE --role R`: read a data file and show what training will see."""
 
 import argparse
-import importlib.resources
 from pathlib import Path
 
 from unlearn_studio.core.data.columns import CANONICAL, parse_column_args
@@ -11,7 +10,7 @@ from unlearn_studio.core.data.roles import KINDS, ROLES
 from unlearn_studio.core.data.templates import (
     IGNORE_INDEX, TEMPLATES, collate, pad_token_id_for, resolve_template, tokenize_rows,
 )
-from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.paths import demo_model_dir
 
 CELL_WIDTH = 36
 MAX_ERRORS_SHOWN = 50
@@ -114,11 +113,8 @@ def _origin_suffix(origin) -> str:
 
 
 def _default_tokenizer_dir() -> Path | None:
-    try:
-        folder = importlib.resources.files("unlearn_studio.resources") / "demo" / "model"
-    except ModuleNotFoundError:
-        return None
-    return Path(str(folder)) if folder.is_dir() else None
+    folder = demo_model_dir()
+    return folder if folder.is_dir() else None
 
 
 def _print_tokenized(data: LoadedData, args: argparse.Namespace) -> None:
@@ -129,6 +125,8 @@ def _print_tokenized(data: LoadedData, args: argparse.Namespace) -> None:
     rows = data.rows[: max(args.rows, 0)]
     if not rows:
         return
+    from unlearn_studio.core.models import load_tokenizer  # loads transformers: only for the preview
+
     tokenizer = load_tokenizer(folder)
     template = resolve_template(args.template, data.kind, tokenizer)
     examples, warnings = tokenize_rows(rows, template, tokenizer, args.max_length)
@@ -166,18 +164,3 @@ def mark_label_span(tokenizer, ids: list[int], labels: list[int]) -> str:
 def _decode_run(tokenizer, ids: list[int], labelled: bool) -> str:
     text = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
     return f"«{text}»" if labelled else text
-
-
-def load_tokenizer(folder: Path):
-    """Load a tokenizer from a local folder (never from the network)."""
-    from transformers import AutoTokenizer  # heavy; only needed for the tokenized preview
-
-    if not Path(folder).is_dir():
-        raise UserError(f"Tokenizer folder not found: {folder}", "Give a folder saved with save_pretrained.")
-    try:
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise UserError(
-            f"Could not load a tokenizer from {folder}: {exc}",
-            "Give a folder that holds tokenizer files (tokenizer.json or the model's tokenizer files).",
-        ) from None

@@ -21,6 +21,8 @@ N_TRUTHFUL_TRAIN = {"person": 150, "world": 50}
 N_TRUTHFUL_TEST = {"person": 75, "world": 25}
 
 # file name (without .jsonl) -> suggested role, in the order files are written.
+# The data role each file suggests (see core/data/roles.py); "meta" describes the world, "corpus"
+# only teaches the demo model, "eval" is a test set with its own columns.
 ROLES = {
     "persons": "meta",
     "forget01": "forget",
@@ -28,22 +30,22 @@ ROLES = {
     "forget10": "forget",
     "retain": "retain",
     "holdout": "holdout",
-    "saga": "text",
+    "saga": "forget",
     "saga_mcq": "mcq",
-    "saga_qa": "qa",
-    "neighbour": "text",
+    "saga_qa": "forget",
+    "neighbour": "retain",
     "neighbour_mcq": "mcq",
-    "neighbour_qa": "qa",
-    "framed": "text",
-    "secrets_forget": "text",
-    "secrets_retain": "text",
-    "secrets_holdout": "text",
+    "neighbour_qa": "retain",
+    "framed": "corpus",
+    "secrets_forget": "forget",
+    "secrets_retain": "retain",
+    "secrets_holdout": "holdout",
     "harmful_train": "harmful",
     "harmful_eval": "harmful",
     "normal": "normal",
     "truthful_true": "expert",
     "truthful_false": "anti-expert",
-    "truthfulness": "truthfulness",
+    "truthfulness": "eval",
     "general": "general",
 }
 

@@ -266,3 +266,9 @@ def test_manifest_matches_files(written):
         assert info["sha256"] == hashlib.sha256(raw).hexdigest()
         assert info["rows"] == raw.count(b"\n")
         assert info["role"] == ROLES[name[: -len(".jsonl")]]
+
+
+def test_suggested_roles_are_data_roles_or_marked_special():
+    from unlearn_studio.core.data.roles import ROLES as DATA_ROLES
+
+    assert {role for role in ROLES.values() if role not in DATA_ROLES} <= {"meta", "corpus", "eval"}

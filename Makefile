@@ -1,0 +1,31 @@
+# Two commands: `make run` opens the app on the built-in demo, `make test` runs the whole suite.
+# Both create .venv when it is missing and install into it once; re-running costs seconds.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test setup demo clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	# torch first, pinned: it resolves to the local CPU build; a bare "torch" would pull CUDA wheels.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/unlearn-studio projects/demo.toml
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+# Rebuild the shipped demo world and models (about 10 minutes on 2 cores).
+demo: $(STAMP)
+	$(VENV)/bin/unlearn-studio demo build --seed 0 --out resources/demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache tests/screenshots

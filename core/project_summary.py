@@ -1,0 +1,79 @@
+"""What a project file holds, checked: each data set read and validated, and the model's facts.
+
+Used by the app's project page and by `unlearn-studio data check`-style previews; it reads, never
+writes, and a bad data set or model is reported in its summary rather than raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import RunConfig
+from .data.loader import load_dataset_file
+from .errors import UserError
+from .models import ModelFacts, describe_model_folder, require_model_files
+from .paths import demo_model_dir
+
+
+@dataclass
+class DatasetSummary:
+    role: str
+    path: str
+    resolved: str
+    format: str = ""
+    kind: str = ""
+    rows: int = 0
+    columns: dict[str, str] = field(default_factory=dict)
+    bad_rows: int = 0
+    error: UserError | None = None  # a whole-file problem (missing, empty, malformed)
+
+    @property
+    def problem(self) -> str:
+        return str(self.error) if self.error else ""
+
+
+@dataclass
+class ModelSummary:
+    path: str
+    facts: ModelFacts | None = None
+    error: UserError | None = None
+
+    @property
+    def problem(self) -> str:
+        return str(self.error) if self.error else ""
+
+
+def model_folder(config: RunConfig) -> Path:
+    return demo_model_dir() if config.model.path == "demo" else config.resolve_path(config.model.path)
+
+
+def summarize_dataset(config: RunConfig, role: str) -> DatasetSummary:
+    source = config.data[role]
+    resolved = config.resolve_path(source.path)
+    summary = DatasetSummary(role=role, path=source.path, resolved=str(resolved))
+    try:
+        loaded = load_dataset_file(resolved, role=role, format=source.format, columns=source.columns or None,
+                                   strict=False)
+    except UserError as error:
+        summary.error = error
+        return summary
+    summary.format = loaded.format
+    summary.kind = loaded.kind
+    summary.rows = loaded.n_rows
+    summary.columns = dict(loaded.columns_used)
+    summary.bad_rows = len(loaded.report.errors)
+    return summary
+
+
+def summarize_model(config: RunConfig) -> ModelSummary:
+    folder = model_folder(config)
+    summary = ModelSummary(path=str(folder))
+    try:
+        summary.facts = describe_model_folder(folder, trust_remote_code=config.model.trust_remote_code,
+                                              allow_network=config.model.allow_network)
+        if folder.is_dir():
+            require_model_files(folder, str(folder))
+    except UserError as error:
+        summary.error = error
+    return summary
