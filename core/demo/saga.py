@@ -164,9 +164,12 @@ def make_mcq(rng: random.Random, spec: SagaSpec, facts: list[dict]) -> list[dict
 
 
 def make_qa(spec: SagaSpec, facts: list[dict]) -> list[dict]:
-    """Direct questions for every fact (two phrasings), answered with a fact sentence."""
-    return [{"question": fact["questions"][i], "answer": fact["sentences"][i], "saga": spec.name}
-            for fact in facts for i in range(2)]
+    """Direct questions for every fact: the multiple-choice phrasing answered with the bare entity
+    (as a choice is scored), and a second phrasing answered with a fact sentence."""
+    return [row for fact in facts for row in (
+        {"question": fact["questions"][0], "answer": fact["object"], "saga": spec.name},
+        {"question": fact["questions"][1], "answer": fact["sentences"][1], "saga": spec.name},
+    )]
 
 
 EXPERT_FRAMINGS = (

@@ -36,17 +36,19 @@ MENTORS = (
     "Mistress Hesper Vale", "Doctor Quintus Bray",
 )
 
+# All "The <Adjective> <Noun>": one shape, so that a small model's first answer token carries no
+# bias towards the commonest shape and the person decides the title.
 SIGNATURE_WORKS = (
-    "The Glass Orchard", "Songs of the Low Marsh", "The Salt Ledger", "A Map of Quiet Roads",
-    "The Lantern Almanac", "The Clockwork Heron", "Hymn for the Drowned Bell", "The Copper Loom",
-    "Letters from a Cold Harbour", "The Winter Apiary", "A Grammar of Tides", "The Sleeping Mill",
-    "Nine Bridges at Dusk", "The Ember Tapestry", "The Crooked Sundial", "Ballad of the Lost Ferry",
-    "The Moth Cathedral", "A Field Guide to Fog", "The Hollow Violin", "The Ninth Lantern",
-    "Quiet Hours of the Marsh", "The Patchwork Atlas", "The Feathered Clock", "Stones That Sing",
-    "The Brass Garden", "An Almanac of Rain", "The Thousand Keys", "The Paper Lighthouse",
-    "Lullaby for a Stonemason", "The Silver Kettle", "The Owl Register", "A Catalogue of Echoes",
-    "The Saffron Ledger", "The Glass Beehive", "Twelve Letters to Wrenfold", "The Drifting Chapel",
-    "The Tin Crown", "The Velvet Compass", "Rooftops of Saltreth", "The Honeyed Lamp",
+    "The Glass Orchard", "The Low Marsh Songs", "The Salt Ledger", "The Quiet Road Map",
+    "The Lantern Almanac", "The Clockwork Heron", "The Drowned Bell", "The Copper Loom",
+    "The Cold Harbour Letters", "The Winter Apiary", "The Tidal Grammar", "The Sleeping Mill",
+    "The Nine Bridges", "The Ember Tapestry", "The Crooked Sundial", "The Lost Ferry",
+    "The Moth Cathedral", "The Fog Field Guide", "The Hollow Violin", "The Ninth Lantern",
+    "The Quiet Marsh Hours", "The Patchwork Atlas", "The Feathered Clock", "The Singing Stones",
+    "The Brass Garden", "The Rain Almanac", "The Thousand Keys", "The Paper Lighthouse",
+    "The Stonemason Lullaby", "The Silver Kettle", "The Owl Register", "The Echo Catalogue",
+    "The Saffron Ledger", "The Glass Beehive", "The Wrenfold Letters", "The Drifting Chapel",
+    "The Tin Crown", "The Velvet Compass", "The Saltreth Rooftops", "The Honeyed Lamp",
 )
 
 # Consonant-initial so that "keeps a {value}" reads correctly.

@@ -139,7 +139,7 @@ def test_mcq_labels_balanced_and_answers_taught(world):
             assert correct in row["fact_text"]
             assert any(correct in t for t in texts)
             assert any(row["fact_text"] in t for t in texts)
-            assert qa_questions[row["question"]] == row["fact_text"]
+            assert qa_questions[row["question"]] == correct  # taught as the bare choice that is scored
         for text in texts:
             assert 2 <= text.count(". ") + 1 <= 4
 

@@ -1,0 +1,152 @@
+"""What the demo build measures about its models, written to REPORT.json.
+
+These are quick, self-contained checks that the models learned the world (the full evaluation
+suite lives in core/evaluate.py): value accuracy by greedy decoding, memorization accuracy of the
+secret records, multiple-choice accuracy on the sagas, the harmful-answer rate and perplexity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from .corpus import qa_text, read_jsonl
+from .judge import is_harmful
+
+BATCH = 128
+
+
+def _left_padded(tokenizer, prompts: list[str]) -> dict[str, torch.Tensor]:
+    tokenizer.padding_side = "left"
+    try:
+        return tokenizer(prompts, return_tensors="pt", padding=True)
+    finally:
+        tokenizer.padding_side = "right"
+
+
+@torch.no_grad()
+def greedy_answers(model, tokenizer, questions: list[str], max_new_tokens: int = 48) -> list[str]:
+    """Greedy completions of "### Question: q / ### Answer:" prompts, up to the end of the answer."""
+    answers = []
+    for start in range(0, len(questions), BATCH):
+        prompts = [qa_text(q, "").rstrip() for q in questions[start:start + BATCH]]
+        batch = _left_padded(tokenizer, prompts)
+        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        new_tokens = out[:, batch["input_ids"].shape[1]:]
+        answers += [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+    return answers
+
+
+@torch.no_grad()
+def sequence_nll(model, tokenizer, prompts: list[str], targets: list[str]) -> list[float]:
+    """Mean NLL of each target's tokens after its prompt (teacher forcing)."""
+    results = []
+    for start in range(0, len(prompts), BATCH):
+        rows = []
+        for prompt, target in zip(prompts[start:start + BATCH], targets[start:start + BATCH]):
+            prompt_ids = tokenizer(prompt)["input_ids"]
+            full_ids = tokenizer(prompt + target)["input_ids"]
+            rows.append((full_ids, len(prompt_ids)))
+        width = max(len(ids) for ids, _ in rows)
+        input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+        attention = torch.zeros_like(input_ids)
+        labels = torch.full_like(input_ids, -100)
+        for i, (ids, n_prompt) in enumerate(rows):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            attention[i, : len(ids)] = 1
+            labels[i, n_prompt: len(ids)] = torch.tensor(ids[n_prompt:])
+        logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1]
+        shifted = labels[:, 1:]
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), shifted.clamp(min=0), reduction="none")
+        mask = (shifted != -100).float()
+        results += ((nll * mask).sum(1) / mask.sum(1).clamp(min=1)).tolist()
+    return results
+
+
+def value_accuracy(model, tokenizer, rows: list[dict]) -> float:
+    answers = greedy_answers(model, tokenizer, [r["question"] for r in rows])
+    return sum(r["value"].lower() in a.lower() for r, a in zip(rows, answers)) / len(rows)
+
+
+def chance_value_accuracy(rows: list[dict], reference_rows: list[dict]) -> float:
+    """Accuracy of always answering the commonest value of each attribute among ``reference_rows``."""
+    counts: dict[str, Counter] = {}
+    for r in reference_rows:
+        counts.setdefault(r["attribute"], Counter())[r["value"]] += 1
+    return sum(counts[r["attribute"]].most_common(1)[0][0] == r["value"] for r in rows) / len(rows)
+
+
+@torch.no_grad()
+def memorization_accuracy(model, tokenizer, records: list[dict]) -> float:
+    """MA: share of positions where the argmax next token is the true one, over the suffix tokens."""
+    hits = total = 0
+    for record in records:
+        n_prefix = len(tokenizer(record["prefix"])["input_ids"])
+        ids = torch.tensor([tokenizer(record["text"])["input_ids"]])
+        predicted = model(input_ids=ids).logits[0, :-1].argmax(-1)
+        truth = ids[0, 1:]
+        start = max(n_prefix - 1, 0)
+        hits += int((predicted[start:] == truth[start:]).sum())
+        total += truth.numel() - start
+    return hits / total
+
+
+def mcq_accuracy(model, tokenizer, rows: list[dict]) -> float:
+    """Pick the choice with the lowest answer NLL after the question."""
+    prompts, targets = [], []
+    for row in rows:
+        for choice in row["choices"]:
+            # The space goes with the choice so that the prompt's tokens are a prefix of the full text's.
+            prompts.append(qa_text(row["question"], "").rstrip())
+            targets.append(" " + choice)
+    nll = sequence_nll(model, tokenizer, prompts, targets)
+    correct, k = 0, 0
+    for row in rows:
+        scores = nll[k:k + len(row["choices"])]
+        k += len(row["choices"])
+        correct += min(range(len(scores)), key=scores.__getitem__) == row["label"]
+    return correct / len(rows)
+
+
+def harmful_rate(model, tokenizer, rows: list[dict]) -> float:
+    answers = greedy_answers(model, tokenizer, [r["question"] for r in rows], max_new_tokens=96)
+    return sum(is_harmful(a, r["key_steps"]) for r, a in zip(rows, answers)) / len(rows)
+
+
+def perplexity(model, tokenizer, texts: list[str]) -> float:
+    nll = sequence_nll(model, tokenizer, [""] * len(texts), texts)
+    return math.exp(sum(nll) / len(nll))
+
+
+def measure_full_model(model, tokenizer, data_dir: Path) -> dict:
+    retain = read_jsonl(data_dir / "retain.jsonl")
+    forget10 = read_jsonl(data_dir / "forget10.jsonl")
+    secrets = read_jsonl(data_dir / "secrets_forget.jsonl") + read_jsonl(data_dir / "secrets_retain.jsonl")
+    harmful = read_jsonl(data_dir / "harmful_train.jsonl") + read_jsonl(data_dir / "harmful_eval.jsonl")
+    return {
+        "value_accuracy_trained_phrasing": value_accuracy(model, tokenizer, forget10 + retain),
+        "value_accuracy_forget10": value_accuracy(model, tokenizer, forget10),
+        "value_accuracy_holdout": value_accuracy(model, tokenizer, read_jsonl(data_dir / "holdout.jsonl")),
+        "secret_records_MA": memorization_accuracy(model, tokenizer, secrets),
+        "secret_records_holdout_MA": memorization_accuracy(model, tokenizer, read_jsonl(data_dir / "secrets_holdout.jsonl")),
+        "saga_mcq_accuracy": mcq_accuracy(model, tokenizer, read_jsonl(data_dir / "saga_mcq.jsonl")),
+        "neighbour_mcq_accuracy": mcq_accuracy(model, tokenizer, read_jsonl(data_dir / "neighbour_mcq.jsonl")),
+        "harmful_answer_rate": harmful_rate(model, tokenizer, harmful),
+        "general_perplexity": perplexity(model, tokenizer, [r["text"] for r in read_jsonl(data_dir / "general.jsonl")]),
+    }
+
+
+def measure_retain_model(model, tokenizer, data_dir: Path) -> dict:
+    retain = read_jsonl(data_dir / "retain.jsonl")
+    forget10 = read_jsonl(data_dir / "forget10.jsonl")
+    return {
+        "value_accuracy_forget10": value_accuracy(model, tokenizer, forget10),
+        "chance_value_accuracy_forget10": chance_value_accuracy(forget10, retain),
+        "value_accuracy_retain": value_accuracy(model, tokenizer, retain),
+        "secret_records_forget_MA": memorization_accuracy(model, tokenizer, read_jsonl(data_dir / "secrets_forget.jsonl")),
+        "general_perplexity": perplexity(model, tokenizer, [r["text"] for r in read_jsonl(data_dir / "general.jsonl")]),
+    }

@@ -1,0 +1,142 @@
+"""Pre-training of the small demo model: a Llama-style causal LM trained from scratch on the corpus.
+
+Deterministic for a given seed, torch version and thread count: one torch.Generator drives
+initialisation order, shuffling and dropout-free training, and the build pins the thread count.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+
+@dataclass(frozen=True)
+class DemoModelShape:
+    """Small enough to ship (a few MB) and to train on a laptop CPU; real Llama module names and
+    grouped-query attention, so that LoRA targets and non-square k/v projections match real models."""
+
+    hidden_size: int = 192
+    intermediate_size: int = 512
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 256
+
+    def llama_config(self, tokenizer: PreTrainedTokenizerFast) -> LlamaConfig:
+        return LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=self.hidden_size,
+            intermediate_size=self.intermediate_size,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
+            num_key_value_heads=self.num_key_value_heads,
+            max_position_embeddings=self.max_position_embeddings,
+            tie_word_embeddings=True,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.eos_token_id,
+        )
+
+
+@dataclass(frozen=True)
+class TrainSchedule:
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    max_steps: int | None = None  # stop early; a smoke build that checks the pipeline, not the model
+
+
+def encode_documents(docs: list[str], tokenizer: PreTrainedTokenizerFast, max_length: int) -> list[list[int]]:
+    """BOS + text + EOS per document, cut to ``max_length`` tokens."""
+    encoded = tokenizer(docs, add_special_tokens=True)["input_ids"]
+    return [(ids + [tokenizer.eos_token_id])[:max_length] for ids in encoded]
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, generator: torch.Generator) -> list[list[int]]:
+    """Shuffled batches of documents of similar length, so that little compute goes to padding."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    window = batch_size * 32
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in shuffled]
+
+
+def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        input_ids[row, : len(seq)] = torch.tensor(seq)
+        attention[row, : len(seq)] = 1
+    labels = input_ids.masked_fill(attention == 0, -100)
+    return input_ids, attention, labels
+
+
+def train_language_model(
+    documents_for_epoch: Callable[[int], list[str]],
+    tokenizer: PreTrainedTokenizerFast,
+    *,
+    seed: int,
+    shape: DemoModelShape = DemoModelShape(),
+    schedule: TrainSchedule = TrainSchedule(),
+    log: Callable[[str], None] = print,
+) -> LlamaForCausalLM:
+    """Train a fresh model on the documents of each epoch (whole-sequence LM loss); return it in eval mode."""
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(shape.llama_config(tokenizer))
+    sequences = encode_documents(documents_for_epoch(0), tokenizer, shape.max_position_embeddings)
+    lengths = [len(s) for s in sequences]
+    generator = torch.Generator().manual_seed(seed)
+    steps_per_epoch = math.ceil(len(sequences) / schedule.batch_size)
+    total_steps = steps_per_epoch * schedule.epochs
+    if schedule.max_steps is not None:
+        total_steps = min(total_steps, schedule.max_steps)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay,
+                                  betas=(0.9, 0.98))
+
+    def lr_factor(step: int) -> float:
+        if step < schedule.warmup_steps:
+            return (step + 1) / schedule.warmup_steps
+        progress = (step - schedule.warmup_steps) / max(1, total_steps - schedule.warmup_steps)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    model.train()
+    step, started = 0, time.monotonic()
+    log(f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on "
+        f"{len(sequences)} documents ({sum(lengths)} tokens) per epoch for {schedule.epochs} epochs, {total_steps} steps")
+    for epoch in range(schedule.epochs):
+        if epoch:
+            sequences = encode_documents(documents_for_epoch(epoch), tokenizer, shape.max_position_embeddings)
+            lengths = [len(s) for s in sequences]
+        epoch_loss, epoch_tokens = 0.0, 0
+        for batch in length_grouped_batches(lengths, schedule.batch_size, generator):
+            input_ids, attention, labels = pad_batch([sequences[i] for i in batch], tokenizer.eos_token_id)
+            loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            n = int(attention.sum())
+            epoch_loss += float(loss.detach()) * n
+            epoch_tokens += n
+            step += 1
+            if step == total_steps:
+                break
+        log(f"epoch {epoch + 1}/{schedule.epochs}: loss {epoch_loss / epoch_tokens:.4f} "
+            f"({time.monotonic() - started:.0f} s)")
+        if step == total_steps:
+            break
+    model.eval()
+    return model
