@@ -29,7 +29,7 @@ import tomli_w
 
 from unlearn_studio.core.data.roles import ROLES as _ROLE_TABLE
 from unlearn_studio.core.errors import UserError
-from unlearn_studio.core.paths import demo_data_dir
+from unlearn_studio.core.paths import demo_data_dir, demo_model_dir
 
 # The data roles come from core/data/roles.py; as a Literal the generic validator checks the
 # keys of [data.<role>] tables and suggests close names.
@@ -192,6 +192,15 @@ class RunConfig:
             base = self.base_dir if self.base_dir is not None else Path.cwd()
             path = Path(base) / path
         return path.resolve()
+
+    def resolve_model_path(self) -> str:
+        """The model folder to load: the built-in demo, a local folder, or (network allowed) a hub id."""
+        if self.model.is_demo:
+            return str(demo_model_dir())
+        local = self.resolve_path(self.model.path)
+        if local.exists() or not self.model.allow_network:
+            return str(local)
+        return self.model.path
 
     # ---- dict / JSON form --------------------------------------------------------------------
 

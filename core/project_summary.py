@@ -13,7 +13,6 @@ from .config import RunConfig
 from .data.loader import load_dataset_file
 from .errors import UserError
 from .models import ModelFacts, describe_model_folder, require_model_files
-from .paths import demo_model_dir
 
 
 @dataclass
@@ -44,15 +43,12 @@ class ModelSummary:
         return str(self.error) if self.error else ""
 
 
-def model_folder(config: RunConfig) -> Path:
-    return demo_model_dir() if config.model.path == "demo" else config.resolve_path(config.model.path)
-
-
 def summarize_dataset(config: RunConfig, role: str) -> DatasetSummary:
     source = config.data[role]
-    resolved = config.resolve_path(source.path)
-    summary = DatasetSummary(role=role, path=source.path, resolved=str(resolved))
+    summary = DatasetSummary(role=role, path=source.path, resolved=source.path)
     try:
+        resolved = config.resolve_path(source.path)
+        summary.resolved = str(resolved)
         loaded = load_dataset_file(resolved, role=role, format=source.format, columns=source.columns or None,
                                    strict=False)
     except UserError as error:
@@ -67,10 +63,11 @@ def summarize_dataset(config: RunConfig, role: str) -> DatasetSummary:
 
 
 def summarize_model(config: RunConfig) -> ModelSummary:
-    folder = model_folder(config)
-    summary = ModelSummary(path=str(folder))
+    source = config.resolve_model_path()
+    folder = Path(source)
+    summary = ModelSummary(path=source)
     try:
-        summary.facts = describe_model_folder(folder, trust_remote_code=config.model.trust_remote_code,
+        summary.facts = describe_model_folder(source, trust_remote_code=config.model.trust_remote_code,
                                               allow_network=config.model.allow_network)
         if folder.is_dir():
             require_model_files(folder, str(folder))
