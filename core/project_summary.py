@@ -15,6 +15,9 @@ from .errors import UserError
 from .models import ModelFacts, describe_model_folder, require_model_files
 
 
+PREVIEW_ROWS = 50
+
+
 @dataclass
 class DatasetSummary:
     role: str
@@ -25,6 +28,7 @@ class DatasetSummary:
     rows: int = 0
     columns: dict[str, str] = field(default_factory=dict)
     bad_rows: int = 0
+    preview: list[dict[str, str]] = field(default_factory=list)  # the first rows, canonical columns as text
     error: UserError | None = None  # a whole-file problem (missing, empty, malformed)
 
     @property
@@ -59,7 +63,17 @@ def summarize_dataset(config: RunConfig, role: str) -> DatasetSummary:
     summary.rows = loaded.n_rows
     summary.columns = dict(loaded.columns_used)
     summary.bad_rows = len(loaded.report.errors)
+    summary.preview = [
+        {key: _cell(value) for key, value in row.items() if not key.startswith("_") and value not in (None, [])}
+        for row in loaded.rows[:PREVIEW_ROWS]
+    ]
     return summary
+
+
+def _cell(value) -> str:
+    if isinstance(value, list):
+        return " | ".join(map(str, value))
+    return str(value)
 
 
 def summarize_model(config: RunConfig) -> ModelSummary:

@@ -1,6 +1,7 @@
 """`unlearn-studio data check FILE --role R`: read a data file and show what training will see."""
 
 import argparse
+import sys
 from pathlib import Path
 
 from unlearn_studio.core.data.columns import CANONICAL, parse_column_args
@@ -62,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nResult: valid ({data.n_rows} row{'s' if data.n_rows != 1 else ''}).")
         return 0
     print(f"\nResult: invalid ({len(data.report.errors)} problems in {data.n_read} rows read).")
+    first = data.report.errors[0]
+    print(f"error: {data.path} has {len(data.report.errors)} bad row(s), the first at {first}\n"
+          f"  What to do: fix the rows listed above (file:line); a run refuses a file with bad rows.",
+          file=sys.stderr)
     return 2
 
 

@@ -40,7 +40,9 @@ def test_info_json_reports_layers_and_targets():
     result = cli("info", str(demo_model_dir()), "--json", "--layers", "2-3")
     facts = json.loads(result.stdout)
     assert facts["n_layers"] == 4 and facts["selected_layers"] == [2, 3]
-    assert all(".layers.2." in t or ".layers.3." in t for t in facts["targets"])
+    names = [name for role_names in facts["targets"].values() for name in role_names]
+    assert len(names) == 2 * 7
+    assert all(".layers.2." in name or ".layers.3." in name for name in names)
 
 
 def test_data_check_prints_report_preview_and_decoded_batch():

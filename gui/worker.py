@@ -1,0 +1,74 @@
+"""The one place where work crosses threads: background jobs report back through Qt signals.
+
+A job is a plain callable from core/; it runs on the thread pool, and its result or exception
+comes back as a queued signal, so widgets are only ever touched on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+
+class JobSignals(QObject):
+    finished = Signal(int, object)  # job id, result
+    failed = Signal(int, object, str)  # job id, the exception, its traceback as text for the log
+
+
+class BackgroundJob(QRunnable):
+    """Runs ``function()`` on the pool and reports through ``signals`` (which live on the GUI thread)."""
+
+    def __init__(self, job_id: int, function: Callable[[], Any], signals: JobSignals):
+        super().__init__()
+        self.job_id = job_id
+        self.function = function
+        self.signals = signals
+
+    def run(self) -> None:
+        try:
+            result = self.function()
+        except Exception as error:  # every failure is reported to the GUI, none is swallowed
+            self.signals.failed.emit(self.job_id, error, traceback.format_exc())
+        else:
+            self.signals.finished.emit(self.job_id, result)
+
+
+class JobRunner(QObject):
+    """Starts background jobs; their callbacks run on the GUI thread (queued through this object's slots)."""
+
+    def __init__(self, parent: QObject | None = None, pool: QThreadPool | None = None):
+        super().__init__(parent)
+        self.pool = pool or QThreadPool.globalInstance()
+        self.signals = JobSignals(self)
+        # Emitted from pool threads, received by this GUI-thread object: Qt queues the call.
+        self.signals.finished.connect(self._deliver_result)
+        self.signals.failed.connect(self._deliver_error)
+        self._callbacks: dict[int, tuple[Callable[[Any], None], Callable[[Exception, str], None]]] = {}
+        self._next_id = 0
+
+    def start(self, function: Callable[[], Any], on_finished: Callable[[Any], None],
+              on_failed: Callable[[Exception, str], None]) -> int:
+        self._next_id += 1
+        self._callbacks[self._next_id] = (on_finished, on_failed)
+        self.pool.start(BackgroundJob(self._next_id, function, self.signals))
+        return self._next_id
+
+    def pending(self) -> int:
+        return len(self._callbacks)
+
+    def wait(self, msecs: int = -1) -> bool:
+        """Wait for every started job (used when the window closes)."""
+        return self.pool.waitForDone(msecs)
+
+    @Slot(int, object)
+    def _deliver_result(self, job_id: int, result: Any) -> None:
+        on_finished, _ = self._callbacks.pop(job_id)
+        on_finished(result)
+
+    @Slot(int, object, str)
+    def _deliver_error(self, job_id: int, error: Exception, trace: str) -> None:
+        _, on_failed = self._callbacks.pop(job_id)
+        on_failed(error, trace)

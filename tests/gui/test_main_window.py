@@ -1,0 +1,137 @@
+"""The main window opens the demo project and lists its data sets and the model's facts."""
+
+import pytest
+from PySide6.QtWidgets import QLabel, QMessageBox
+
+from unlearn_studio.core.config import RunConfig
+from unlearn_studio.core.paths import demo_project
+from unlearn_studio.core.store import Store
+from unlearn_studio.gui.app import open_store
+from unlearn_studio.gui.main_window import MainWindow
+
+SUMMARY_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    store, problem = open_store(str(tmp_path / "store.db"))
+    assert problem is None
+    win = MainWindow(store)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+    store.close()
+
+
+def open_and_wait(qtbot, win, project) -> bool:
+    with qtbot.waitSignal(win.page.summaries_done, timeout=SUMMARY_TIMEOUT_MS):
+        opened = win.open_project(project)
+    return opened
+
+
+def form_values(win) -> dict[str, str]:
+    form = win.page.model_form
+    values = {}
+    for row in range(form.rowCount()):
+        label = form.itemAt(row, form.ItemRole.LabelRole).widget()
+        field = form.itemAt(row, form.ItemRole.FieldRole).widget()
+        values[label.text().rstrip(":")] = field.text() if isinstance(field, QLabel) else ""
+    return values
+
+
+def table_rows(win) -> list[list[str]]:
+    table = win.page.datasets
+    return [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())]
+
+
+def test_demo_project_lists_data_sets_and_model_facts(qtbot, window, screenshot):
+    assert open_and_wait(qtbot, window, demo_project())
+    config = RunConfig.load(demo_project())
+    assert window.windowTitle().startswith(config.name)
+
+    rows = table_rows(window)
+    assert [r[0] for r in rows] == list(config.data)
+    for role, _path, fmt, _kind, count, check in rows:
+        assert fmt == "jsonl" and check == "OK", role
+        assert int(count.replace(",", "")) > 0
+
+    facts = form_values(window)
+    assert facts["Architecture"].startswith("LlamaForCausalLM")
+    assert facts["Layers"] == "4"
+    assert "q: " in facts["LoRA targets"] and "down: " in facts["LoRA targets"]
+
+    window.page.tabs.setCurrentIndex(0)
+    screenshot(window, "main_window_datasets")
+    window.page.tabs.setCurrentIndex(1)
+    screenshot(window, "main_window_model")
+    window.page.tabs.setCurrentIndex(2)
+    assert window.page.toml.toPlainText() == config.to_toml()
+    screenshot(window, "main_window_config")
+
+
+def test_opening_registers_the_project_in_the_store(qtbot, window, tmp_path):
+    open_and_wait(qtbot, window, demo_project())
+    open_and_wait(qtbot, window, demo_project())  # opening again does not add a second entry
+    assert [p["path"] for p in window.store.projects()] == [str(demo_project())]
+    assert window.projects.count() == 1
+
+
+def test_bad_data_file_is_shown_in_its_row(qtbot, window, tmp_path):
+    project = tmp_path / "broken.toml"
+    project.write_text(
+        'name = "Broken"\n[data.forget]\npath = "missing.jsonl"\n[data.retain]\npath = "demo:retain.jsonl"\n',
+        encoding="utf-8",
+    )
+    assert open_and_wait(qtbot, window, project)
+    rows = {r[0]: r for r in table_rows(window)}
+    assert "missing.jsonl" in rows["forget"][-1] and "What to do" in rows["forget"][-1]
+    assert rows["retain"][-1] == "OK"
+    screenshot_free = window.page.datasets.item(0, 5).foreground().color().name()
+    assert screenshot_free != "#000000"  # problems are drawn in red, not like ordinary text
+
+
+def test_malformed_project_file_shows_the_error_dialog_and_keeps_the_current_project(qtbot, window, tmp_path):
+    open_and_wait(qtbot, window, demo_project())
+    shown_before = window.page.title.text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[lora]\nrank = 8\n', encoding="utf-8")
+    assert not window.open_project(bad)
+    dialog = window.findChild(QMessageBox, "errorDialog")
+    assert dialog is not None and "lora.rank" in dialog.text()
+    assert window.page.title.text() == shown_before
+    dialog.close()
+
+
+def test_second_window_on_a_busy_store_opens_it_read_only(qtbot, window):
+    second, problem = open_store(str(window.store.path))
+    try:
+        assert problem is not None and "in use" in problem.problem
+        assert isinstance(second, Store) and second.readonly
+    finally:
+        second.close()
+
+
+def test_application_has_the_desktop_entry_name_and_icon(qtbot):
+    from unlearn_studio.gui.app import create_application
+    from unlearn_studio.core.paths import resources_dir
+
+    app = create_application()
+    desktop = (resources_dir().parent / "packaging" / "unlearn-studio.desktop").read_text(encoding="utf-8")
+    assert f"Name={app.applicationName()}" in desktop.splitlines()
+    assert f"StartupWMClass={app.desktopFileName()}" in desktop.splitlines()
+    assert not app.windowIcon().isNull()
+
+
+def test_selecting_a_data_set_previews_its_first_rows(qtbot, window, screenshot):
+    open_and_wait(qtbot, window, demo_project())
+    window.page.datasets.selectRow(1)  # retain
+    preview = window.page.preview
+    headers = [preview.horizontalHeaderItem(c).text() for c in range(preview.columnCount())]
+    assert "question" in headers and "answer" in headers
+    assert preview.rowCount() > 0
+    first_answer = preview.item(0, headers.index("answer")).text()
+    retain = window.page.summaries["retain"]
+    assert first_answer == retain.preview[0]["answer"]
+    assert "retain" in window.page.preview_label.text()
+    screenshot(window, "main_window_preview")
