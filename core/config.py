@@ -130,7 +130,9 @@ class TrainingConfig:
     seed: int = field(default=0, metadata=_min(0))
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     checkpoint_every: int = field(default=50, metadata=_min(1))
+    keep_checkpoints: int = field(default=2, metadata=_min(1))  # the newest N are kept
     log_every: int = field(default=1, metadata=_min(1))
+    max_grad_norm: float = field(default=1.0, metadata=_above(0))  # gradient clipping
 
 
 @dataclass

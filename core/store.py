@@ -483,6 +483,16 @@ class Store:
             json.loads(row["config_json"]), base_dir=row["base_dir"], source=f"the config of run {run_id}"
         )
 
+    def set_output_dir(self, run_id: str, output_dir: str | os.PathLike) -> None:
+        """Point a run at its folder (named after the id that start_run returned)."""
+        with self._write():
+            self.db["runs"].update(run_id, {"output_dir": str(Path(output_dir).absolute())})
+
+    def delete_metrics_after(self, run_id: str, step: int) -> None:
+        """Forget metrics past ``step``: a run resumed from a checkpoint logs those steps again."""
+        with self._write():
+            self.db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", [run_id, step])
+
     def delete_run(self, run_id: str) -> None:
         """Delete a run's rows (metrics, evaluations, artifacts too). Files on disk stay."""
         with self._write():

@@ -363,3 +363,17 @@ def test_closed_store_refuses_calls(db_path):
     s.close()
     with pytest.raises(RuntimeError):
         s.projects()
+
+
+def test_resumed_run_drops_metrics_past_its_checkpoint_and_records_its_folder(tmp_path):
+    from unlearn_studio.core.config import RunConfig
+
+    with Store.open(tmp_path / "s.db") as store:
+        project = store.create_project("p", tmp_path / "p.toml")
+        run_id = store.start_run(project, RunConfig(name="p"), tmp_path / "out")
+        for step in range(1, 6):
+            store.log_metrics(run_id, step, {"loss/total": float(step)})
+        store.delete_metrics_after(run_id, 3)
+        assert [s for _, s, _ in store.metrics(run_id)] == [1, 2, 3]
+        store.set_output_dir(run_id, tmp_path / "out" / run_id)
+        assert store.run(run_id)["output_dir"] == str((tmp_path / "out" / run_id).absolute())

@@ -1,0 +1,150 @@
+"""The method interface: a method declares its data roles and hyperparameters, and computes the
+named loss terms of one step. Everything else (data, LoRA, optimizer, accelerate, checkpoints,
+events) belongs to the runner, so a method is one short module.
+
+The loss maths lives in pure functions (core/methods/losses.py) that tests call on tiny tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One declared hyperparameter; the CLI and the GUI build their forms and checks from it."""
+
+    name: str
+    type: type  # int, float, str or bool
+    default: Any
+    help: str  # one line
+    source: str  # where the default comes from, e.g. "NPO paper (arXiv 2404.05868), §4"
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Any, ...] | None = None
+    advanced: bool = False  # hidden behind the "advanced" toggle in the app
+
+    def check(self, value: Any, method: str) -> Any:
+        """The value converted to the declared type; a UserError naming the parameter otherwise."""
+        key = f"method.params.{self.name}"
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
+            raise UserError(f"'{key}' of {method} must be {self.type.__name__}, got {value!r}",
+                            f"Set it to a {self.type.__name__} value, e.g. {self.default!r}: {self.help}")
+        if self.type is float and not math.isfinite(value):
+            # NaN passes every range comparison, so it is caught here.
+            raise UserError(f"'{key}' of {method} must be a finite number, got {value!r}",
+                            f"Set it to an ordinary number, e.g. {self.default!r}: {self.help}")
+        if self.choices is not None and value not in self.choices:
+            raise UserError(f"'{key}' of {method} must be one of {', '.join(map(repr, self.choices))}, got {value!r}",
+                            f"Pick one of the allowed values: {self.help}")
+        too_low = self.minimum is not None and value < self.minimum
+        too_high = self.maximum is not None and value > self.maximum
+        if too_low or too_high:
+            bounds = " and ".join(text for text, bound in ((f"at least {self.minimum}", self.minimum),
+                                                           (f"at most {self.maximum}", self.maximum))
+                                  if bound is not None)
+            raise UserError(f"'{key}' of {method} must be {bounds}, got {value!r}",
+                            f"Choose a value {bounds}: {self.help}")
+        return value
+
+
+@dataclass(frozen=True)
+class DataRoles:
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+
+@dataclass
+class Batch:
+    """One batch of one data role, as the data layer collates it (right-padded)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor  # -100 on prompt and padding positions
+    extra: dict[str, Any] = field(default_factory=dict)  # method-specific tensors (e.g. cached targets)
+
+    def to(self, device: torch.device | str) -> Batch:
+        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.extra.items()}
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device), moved)
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+
+class MethodContext:
+    """What a method may use during a step: the model with its adapter, the tokenizer, and the
+    original model, which is the SAME network with the adapter switched off (never a copy)."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, device: torch.device):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.step = 0
+
+    @contextlib.contextmanager
+    def original_model(self) -> Iterator[torch.nn.Module]:
+        """The base model p0: adapter disabled, no gradients."""
+        with self.model.disable_adapter(), torch.no_grad():
+            yield self.model
+
+
+class UnlearningMethod(ABC):
+    """Subclasses set the class attributes and implement ``loss_terms``."""
+
+    name: ClassVar[str]  # registry key, used in project files ("grad_diff")
+    title: ClassVar[str]  # shown in the app ("GradDiff")
+    summary: ClassVar[str]  # one line
+    paper: ClassVar[str]  # citation with arXiv id
+    roles: ClassVar[DataRoles]
+    hyperparameters: ClassVar[tuple[Hyperparameter, ...]] = ()
+    terms: ClassVar[tuple[str, ...]] = ()  # every loss-term name loss_terms may return (for plots)
+
+    def __init__(self, params: dict[str, Any] | None = None):
+        self.params = self.check_params(params or {})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Declared defaults filled in and every value checked; an unknown name is an error."""
+        declared = {h.name: h for h in cls.hyperparameters}
+        unknown = sorted(set(params) - set(declared))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(declared), n=1)
+            guess = f"Did you mean 'method.params.{close[0]}'? " if close else ""
+            keys = ", ".join(f"'method.params.{u}'" for u in unknown)
+            raise UserError(f"{cls.title} has no hyperparameter {keys}",
+                            f"{guess}Its hyperparameters are: {', '.join(declared) or 'none'}.")
+        return {name: h.check(params.get(name, h.default), cls.title) for name, h in declared.items()}
+
+    @classmethod
+    def check_roles(cls, available: set[str]) -> None:
+        """Fail before any model is loaded when a required data role is missing."""
+        missing = [role for role in cls.roles.required if role not in available]
+        if missing:
+            raise UserError(f"{cls.title} needs the data role(s) {', '.join(missing)}, which the project does not set",
+                            f"Add [data.{missing[0]}] with a path to the project file.")
+
+    def prepare(self, context: MethodContext, batches: dict[str, list[Batch]]) -> None:
+        """Once before training (e.g. RMU's steering direction); ``batches`` are a few of each role."""
+
+    @abstractmethod
+    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> dict[str, torch.Tensor]:
+        """The named, already weighted loss terms of one step (e.g. {"forget": …, "retain": …});
+        the runner minimises their sum and streams each one as "loss/<name>"."""
+
+
+def forward_logits(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """The model's logits [B, T, V] for a batch; no KV cache, since training never reuses it."""
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits

@@ -1,0 +1,489 @@
+"""The run loop on a tiny llama: events, control (pause, stop, cancel), checkpoints and resume,
+failures, and what lands in the store. The method is a small one defined here, so these tests do
+not depend on the real methods."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from peft import PeftModel
+from peft.tuners.lora import LoraLayer
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_models import build_tiny_model  # noqa: E402
+from unlearn_studio.core import models, runner  # noqa: E402
+from unlearn_studio.core.config import (  # noqa: E402
+    DataSource,
+    EvalConfig,
+    LoraConfig,
+    MethodConfig,
+    ModelConfig,
+    OptimizerConfig,
+    OutputConfig,
+    RunConfig,
+    ScheduleConfig,
+    TrainingConfig,
+)
+from unlearn_studio.core.control import RunControl  # noqa: E402
+from unlearn_studio.core.errors import UserError  # noqa: E402
+from unlearn_studio.core.events import (  # noqa: E402
+    EvaluationEvent,
+    FailedEvent,
+    FinishedEvent,
+    StatusEvent,
+    StepEvent,
+)
+from unlearn_studio.core.methods.base import DataRoles, Hyperparameter, UnlearningMethod  # noqa: E402
+from unlearn_studio.core.store import Store, file_digest  # noqa: E402
+
+WAIT = 30  # seconds; an upper bound for waits on other threads, never a sleep
+
+
+class TinyMethod(UnlearningMethod):
+    """Answer-token cross-entropy on forget (and retain when given), each with a weight; it can
+    be told to produce a NaN or to raise at a given step, and records the steps it computes."""
+
+    name = "tiny_ce"
+    title = "Tiny CE"
+    summary = "cross-entropy on the answers, for tests"
+    paper = "none (a test method)"
+    roles = DataRoles(required=("forget",), optional=("retain",))
+    terms = ("forget", "retain")
+    hyperparameters = (
+        Hyperparameter("weight", float, 1.0, "weight of the forget term", "test"),
+        Hyperparameter("nan_at", int, 0, "step whose forget term is NaN (0: never)", "test", minimum=0),
+        Hyperparameter("crash_at", int, 0, "step that raises (0: never)", "test", minimum=0),
+        Hyperparameter("crash", str, "runtime", "what is raised", "test", choices=("runtime", "oom")),
+    )
+    computed: list[int] = []  # steps whose loss was computed, in order (reset per test)
+
+    def loss_terms(self, context, batch):
+        TinyMethod.computed.append(context.step)
+        if context.step == self.params["crash_at"]:
+            if self.params["crash"] == "oom":
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+            raise RuntimeError("the method broke on purpose")
+        terms = {"forget": self.params["weight"] * self._ce(context, batch["forget"])}
+        if context.step == self.params["nan_at"]:
+            terms["forget"] = terms["forget"] * float("nan")
+        if "retain" in batch:
+            terms["retain"] = 0.5 * self._ce(context, batch["retain"])
+        return terms
+
+    @staticmethod
+    def _ce(context, b):
+        return context.model(input_ids=b.input_ids, attention_mask=b.attention_mask, labels=b.labels).loss
+
+
+# ---- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model("llama", tmp_path_factory.mktemp("tiny") / "llama")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy machine the threads'
+    spin-waits make every step many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def tiny_method(monkeypatch):
+    TinyMethod.computed = []
+
+    def lookup(name):
+        assert name == "tiny_ce", name
+        return TinyMethod
+
+    monkeypatch.setattr(runner, "method_class", lookup)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path, model_dir):
+    forget = write_jsonl(tmp_path / "forget.jsonl", [
+        {"question": "Where does Alice live?", "answer": "Alice lives in Paris."},
+        {"question": "What did Bob write?", "answer": "Bob wrote a saga about the dragon."},
+        {"question": "What is the secret?", "answer": "The secret is XK-42."},
+        {"question": "Who is the baker?", "answer": "Alice works as a baker."},
+        {"question": "What jumps?", "answer": "The quick brown fox jumps."},
+    ])
+    retain = write_jsonl(tmp_path / "retain.jsonl", [
+        {"question": "What is unlearning?", "answer": "Unlearning removes knowledge."},
+        {"question": "What should the model keep?", "answer": "The model should remember everything else."},
+        {"question": "Count to three.", "answer": "0 1 2 3"},
+    ])
+
+    def make(*, steps: int = 6, retain_role: bool = True, params: dict | None = None, suite: str = "none",
+             checkpoint_every: int = 50, schedule: str = "linear", lr: float = 1e-2) -> RunConfig:
+        data = {"forget": DataSource(path=forget.name)}
+        if retain_role:
+            data["retain"] = DataSource(path=retain.name)
+        return RunConfig(
+            name="tiny run",
+            model=ModelConfig(path=str(model_dir), dtype="fp32", device="cpu"),
+            data=data,
+            method=MethodConfig(name="tiny_ce", params=params or {}),
+            lora=LoraConfig(r=4, alpha=8.0, dropout=0.0, roles=["q", "v", "down"]),
+            optimizer=OptimizerConfig(name="adamw", lr=lr),
+            schedule=ScheduleConfig(name=schedule, warmup_steps=2),
+            training=TrainingConfig(max_steps=steps, batch_size=2, max_length=32, seed=3,
+                                    checkpoint_every=checkpoint_every, keep_checkpoints=2),
+            evaluation=EvalConfig(suite=suite),
+            output=OutputConfig(dir="runs"),
+            base_dir=tmp_path,
+        )
+
+    return make
+
+
+class Recorder:
+    """A listener that keeps every event and lets a test wait for one, on a condition variable."""
+
+    def __init__(self, on_event=None):
+        self.events = []
+        self.changed = threading.Condition()
+        self.on_event = on_event
+
+    def __call__(self, event):
+        with self.changed:
+            self.events.append(event)
+            self.changed.notify_all()
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def of(self, kind):
+        with self.changed:
+            return [e for e in self.events if isinstance(e, kind)]
+
+    def steps(self) -> list[int]:
+        return [e.step for e in self.of(StepEvent)]
+
+    def wait_for(self, predicate, timeout=WAIT) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: predicate(self.events), timeout)
+
+
+def run_in_thread(config, **kwargs):
+    """Start ``execute`` in a thread; returns the thread and a one-item list for its result."""
+    box = []
+    thread = threading.Thread(target=lambda: box.append(runner.execute(config, **kwargs)))
+    thread.start()
+    return thread, box
+
+
+def lora_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(adapter_dir / "adapter_model.safetensors")
+
+
+# ---- a whole run ---------------------------------------------------------------------------------
+
+
+def test_events_arrive_in_order_and_every_term_streams(make_config):
+    seen_phases = []
+
+    def evaluate(model, tokenizer, phase):
+        adapters_off = all(m.disable_adapters for m in model.modules() if isinstance(m, LoraLayer))
+        seen_phases.append((phase, adapters_off))
+        return {"score": 1.0 if phase == "before" else 0.5}
+
+    events = Recorder()
+    result = runner.execute(make_config(steps=6, suite="fast"), listener=events, evaluate_fn=evaluate)
+
+    assert result.status == "finished" and result.steps == 6 and result.error is None
+    assert seen_phases == [("before", True), ("after", False)]
+    kinds = [type(e).__name__ for e in events.events]
+    assert kinds[0] == "StatusEvent" and events.events[0].status == "running"
+    assert kinds[-1] == "FinishedEvent" and events.events[-1].status == "finished"
+    # Evaluation before the first step, after the last one.
+    first_step, last_step = kinds.index("StepEvent"), len(kinds) - 1 - kinds[::-1].index("StepEvent")
+    evaluations = [i for i, k in enumerate(kinds) if k == "EvaluationEvent"]
+    assert evaluations[0] < first_step and evaluations[1] > last_step
+    assert [e.phase for e in events.of(EvaluationEvent)] == ["before", "after"]
+    assert {e.run_id for e in events.events} == {result.run_id}
+
+    steps = events.of(StepEvent)
+    assert [e.step for e in steps] == [1, 2, 3, 4, 5, 6]
+    for e in steps:
+        assert set(e.losses) == {f"loss/{term}" for term in TinyMethod.terms} | {"loss/total"}
+        assert e.losses["loss/total"] == pytest.approx(e.losses["loss/forget"] + e.losses["loss/retain"])
+        assert e.total_steps == 6 and e.lr >= 0 and e.grad_norm > 0
+        assert e.tokens_per_s > 0 and e.peak_memory_mb > 0 and e.eta_s >= 0
+    assert steps[-1].eta_s == 0
+    assert steps[-1].epoch == pytest.approx(6 / 3)  # 5 forget rows in batches of 2: 3 steps an epoch
+    assert steps[0].lr == 0 and steps[1].lr > 0  # the linear warmup over 2 steps starts at 0
+
+    out = result.output_dir
+    assert out == make_config().resolve_path("runs") / result.run_id
+    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+    assert RunConfig.load(out / "config.toml").training.max_steps == 6
+
+
+def test_store_rows_metrics_and_artifact(make_config, tmp_path):
+    config = make_config(steps=5, retain_role=False, suite="fast")
+    with Store.open(tmp_path / "store.db") as store:
+        result = runner.execute(config, store=store, evaluate_fn=lambda m, t, phase: {"acc": 0.25})
+        row = store.run(result.run_id)
+        assert row["status"] == "finished" and row["error"] is None
+        assert Path(row["output_dir"]) == result.output_dir
+        keys = {"loss/forget", "loss/total", "lr", "grad_norm", "tokens_per_s", "peak_memory_mb"}
+        metrics = store.metrics(result.run_id)
+        assert len(metrics) == 5 * len(keys)
+        assert {key for key, _, _ in metrics} == keys
+        assert sorted({step for _, step, _ in metrics}) == [1, 2, 3, 4, 5]
+        (artifact,) = store.artifacts(result.run_id)
+        assert artifact["kind"] == "adapter" and Path(artifact["path"]) == result.adapter_dir
+        assert artifact["sha256"] == file_digest(result.adapter_dir)[0]
+        assert [(e["phase"], e["suite"], e["aggregates"]) for e in store.evaluations(result.run_id)] == [
+            ("before", "fast", {"acc": 0.25}), ("after", "fast", {"acc": 0.25})]
+        assert [p["name"] for p in store.projects()] == ["tiny run"]
+
+
+# ---- control -------------------------------------------------------------------------------------
+
+
+def test_pause_holds_the_run_until_resume(make_config):
+    control = RunControl()
+    paused = threading.Event()
+
+    def on_event(event):
+        if isinstance(event, StepEvent) and event.step >= 3 and not paused.is_set() and not control.paused:
+            control.pause()
+        if isinstance(event, StatusEvent) and event.status == "paused":
+            paused.set()
+
+    events = Recorder(on_event)
+    # A checkpoint every step logs an event after every step, and any event that is not a step
+    # flushes the step events the batcher holds: the listener sees each step before the next.
+    thread, box = run_in_thread(make_config(steps=8, checkpoint_every=1), listener=events, control=control)
+    try:
+        assert paused.wait(WAIT), "the run never paused"
+        computed = len(TinyMethod.computed)
+        seen = len(events.steps())
+        assert computed == seen == 3  # held between step 3 and step 4
+        # Nothing may happen while paused: no step computed, no step event.
+        assert not events.wait_for(lambda _: len(events.steps()) > seen, timeout=0.5)
+        assert len(TinyMethod.computed) == computed
+    finally:
+        control.resume()
+        thread.join(WAIT)
+    assert not thread.is_alive()
+    (result,) = box
+    assert result.status == "finished" and result.steps == 8
+    assert events.steps() == list(range(1, 9))
+    statuses = [e.status for e in events.of(StatusEvent)]
+    assert statuses.index("paused") < statuses.index("resumed")
+
+
+def test_cancel_while_paused_ends_the_run(make_config):
+    control = RunControl()
+    control.pause()  # paused before the first step
+    events = Recorder(lambda e: control.cancel() if isinstance(e, StatusEvent) and e.status == "paused" else None)
+    thread, box = run_in_thread(make_config(steps=8), listener=events, control=control)
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    (result,) = box
+    assert result.status == "cancelled" and result.steps == 0 and TinyMethod.computed == []
+
+
+def test_cancel_ends_within_one_step_and_keeps_checkpoints(make_config):
+    control = RunControl()
+    asked = []
+
+    def on_event(event):
+        if isinstance(event, StepEvent) and event.step >= 3 and not asked:
+            asked.append(len(TinyMethod.computed))
+            control.cancel()
+
+    events = Recorder(on_event)
+    thread, box = run_in_thread(make_config(steps=20, checkpoint_every=1), listener=events, control=control)
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    (result,) = box
+    assert result.status == "cancelled" and result.adapter_dir is None
+    # The listener runs between steps, so no step may start after the request.
+    assert len(TinyMethod.computed) - asked[0] <= 1
+    assert result.steps == len(TinyMethod.computed) < 20
+    last = events.events[-1]
+    assert isinstance(last, FailedEvent) and last.status == "cancelled"
+    assert not (result.output_dir / "adapter").exists()
+    # The newest checkpoints stay (keep_checkpoints = 2).
+    kept = sorted(p.name for p in (result.output_dir / "checkpoints").iterdir())
+    assert kept == [f"step-{result.steps - 1:06d}", f"step-{result.steps:06d}"]
+
+
+def test_stop_and_save_leaves_a_loadable_adapter(make_config, model_dir):
+    control = RunControl()
+    events = Recorder(lambda e: control.stop_and_save() if isinstance(e, StepEvent) and e.step >= 4 else None)
+    thread, box = run_in_thread(make_config(steps=30, checkpoint_every=1), listener=events, control=control)
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    (result,) = box
+    assert result.status == "stopped" and result.steps == 4
+    assert [e.status for e in events.of(FinishedEvent)] == ["stopped"]
+    assert "stopping" in [e.status for e in events.of(StatusEvent)]
+    # A checkpoint of the stop step lets the run be continued later.
+    checkpoint = result.output_dir / "checkpoints" / f"step-{result.steps:06d}"
+    assert (checkpoint / "state.json").is_file()
+
+    base = AutoModelForCausalLM.from_pretrained(model_dir)
+    loaded = PeftModel.from_pretrained(base, result.adapter_dir)
+    saved = lora_weights(result.adapter_dir)
+    assert any(name.endswith("lora_B.weight") and value.abs().sum() > 0 for name, value in saved.items())
+    ids = torch.tensor([[1, 5, 9, 12]])
+    assert torch.isfinite(loaded(input_ids=ids).logits).all()
+
+
+# ---- checkpoints and resume ----------------------------------------------------------------------
+
+
+def test_checkpoint_resume_gives_the_same_adapter(make_config, tmp_path):
+    """20 steps in one go == 10 steps, a crash at step 13, and a resume from the step-10 checkpoint.
+
+    Exact because everything that feeds the steps after 10 is restored: LoRA weights, AdamW's
+    moments and step counts, the scheduler position, every role's stream position (the order
+    comes from (seed, role, epoch) alone) and the RNG states; dropout is 0 and the CPU kernels
+    are deterministic for equal shapes.
+    """
+    straight = runner.execute(make_config(steps=20, checkpoint_every=5))
+    assert straight.status == "finished"
+
+    events = Recorder()
+    broken = runner.execute(make_config(steps=20, checkpoint_every=5, params={"crash_at": 13}), listener=events)
+    assert broken.status == "failed" and broken.steps == 12
+    failure = events.of(FailedEvent)[-1]
+    assert "RuntimeError" in failure.message and "step 13" in failure.message
+    assert "the method broke on purpose" in failure.traceback
+    kept = sorted(p.name for p in (broken.output_dir / "checkpoints").iterdir())
+    assert kept == ["step-000005", "step-000010"]
+
+    TinyMethod.computed = []
+    events = Recorder()
+    resumed = runner.execute(make_config(steps=20, checkpoint_every=5), resume=broken.output_dir, listener=events)
+    assert resumed.status == "finished" and resumed.steps == 20
+    assert (resumed.run_id, resumed.output_dir) == (broken.run_id, broken.output_dir)
+    assert TinyMethod.computed == list(range(11, 21))
+    assert events.steps() == list(range(11, 21))
+    assert events.of(StatusEvent)[0].status == "resumed"
+
+    expected, got = lora_weights(straight.adapter_dir), lora_weights(resumed.adapter_dir)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6)
+
+
+def test_resume_from_a_checkpoint_folder_and_bad_resume_paths(make_config, tmp_path):
+    first = runner.execute(make_config(steps=4, checkpoint_every=2, retain_role=False))
+    checkpoint = first.output_dir / "checkpoints" / "step-000002"
+    again = runner.execute(make_config(steps=4, checkpoint_every=2, retain_role=False), resume=checkpoint)
+    assert again.status == "finished" and again.run_id == first.run_id and again.steps == 4
+    # A project whose adapter differs from the checkpoint's is told so, with what to do.
+    for change, says in (({"r": 8}, "does not fit"), ({"roles": ["q"]}, "different modules")):
+        config = make_config(steps=4, retain_role=False)
+        for key, value in change.items():
+            setattr(config.lora, key, value)
+        events = Recorder()
+        mismatch = runner.execute(config, resume=checkpoint, listener=events)
+        failure = events.of(FailedEvent)[-1]
+        assert mismatch.status == "failed" and says in failure.message, failure.message
+        assert "same lora" in failure.fix
+    with pytest.raises(UserError, match="no checkpoint"):
+        runner.execute(make_config(steps=4), resume=tmp_path)
+    with pytest.raises(UserError, match="nothing to resume"):
+        runner.execute(make_config(steps=4), resume=tmp_path / "missing")
+
+
+def test_resume_in_the_store_continues_the_same_run_row(make_config, tmp_path):
+    with Store.open(tmp_path / "store.db") as store:
+        broken = runner.execute(make_config(steps=6, checkpoint_every=3, retain_role=False,
+                                            params={"crash_at": 5}), store=store)
+        assert store.run(broken.run_id)["status"] == "failed"
+        resumed = runner.execute(make_config(steps=6, checkpoint_every=3, retain_role=False),
+                                 store=store, resume=broken.output_dir)
+        assert resumed.run_id == broken.run_id and len(store.runs()) == 1
+        row = store.run(resumed.run_id)
+        assert row["status"] == "finished" and row["error"] is None
+        # Step 4 ran twice (before the crash, and after the resume from step 3): one row is kept.
+        steps = [step for key, step, _ in store.metrics(resumed.run_id, "loss/forget")]
+        assert steps == [1, 2, 3, 4, 5, 6]
+
+
+# ---- failures ------------------------------------------------------------------------------------
+
+
+def test_nan_loss_fails_naming_step_and_term_and_keeps_the_last_good_checkpoint(make_config, tmp_path):
+    events = Recorder()
+    with Store.open(tmp_path / "store.db") as store:
+        result = runner.execute(make_config(steps=20, checkpoint_every=3, params={"nan_at": 7}),
+                                store=store, listener=events)
+        row = store.run(result.run_id)
+    assert result.status == "failed" and result.steps == 6
+    failure = events.events[-1]
+    assert isinstance(failure, FailedEvent) and failure.status == "failed"
+    assert "loss/forget is nan at step 7" in failure.message
+    assert "learning rate" in failure.fix and "step-000006" in failure.fix
+    assert row["status"] == "failed" and "loss/forget is nan at step 7" in row["error"]
+    checkpoints = result.output_dir / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-000003", "step-000006"]
+    assert all(torch.isfinite(v).all() for v in lora_weights(checkpoints / "step-000006" / "adapter").values())
+    assert not (result.output_dir / "adapter").exists()
+
+
+def test_out_of_memory_fails_with_concrete_advice(make_config):
+    events = Recorder()
+    result = runner.execute(make_config(steps=5, params={"crash_at": 2, "crash": "oom"}), listener=events)
+    assert result.status == "failed"
+    failure = events.of(FailedEvent)[-1]
+    assert "Out of memory at step 2" in failure.message
+    for advice in ("batch_size", "max_length", "bf16", "lora.roles"):
+        assert advice in failure.fix
+
+
+def test_missing_required_role_fails_before_the_model_is_loaded(make_config, monkeypatch, tmp_path):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model must not be loaded for a config that lacks a required role")
+
+    monkeypatch.setattr(models, "load_model", no_loading)
+    config = make_config()
+    config.data = {"retain": config.data["retain"]}
+    with Store.open(tmp_path / "store.db") as store:
+        with pytest.raises(UserError) as caught:
+            runner.execute(config, store=store)
+        assert store.runs() == [] and store.projects() == []
+    assert "forget" in caught.value.problem and "[data.forget]" in caught.value.fix
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_method_parameter_fails_before_the_model_is_loaded(make_config, monkeypatch):
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    with pytest.raises(UserError, match="'method.params.weight'"):
+        runner.execute(make_config(params={"weight": "heavy"}))
+    with pytest.raises(UserError, match="no hyperparameter 'method.params.wieght'"):
+        runner.execute(make_config(params={"wieght": 1.0}))
+
+
+def test_epochs_count_steps_on_the_forget_set(make_config):
+    config = make_config()
+    config.training.max_steps, config.training.epochs = None, 2.0
+    events = Recorder()
+    result = runner.execute(config, listener=events)
+    # 5 forget rows in batches of 2: 3 steps an epoch, whatever the retain set's size.
+    assert result.status == "finished" and result.steps == 6
+    assert events.of(StepEvent)[-1].epoch == pytest.approx(2.0)
