@@ -1,0 +1,71 @@
+"""The method registry: every built-in method module registers its class here by name.
+
+The modules are imported lazily, on the first lookup, from ``BUILTIN_MODULES``: they import
+``register`` from this module, so importing them here at import time would be circular.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+
+from ..errors import UserError
+from .base import UnlearningMethod
+
+#: Modules (relative to this package) that define the built-in methods; a new method adds its
+#: module here and decorates its class with ``@register``.
+BUILTIN_MODULES: tuple[str, ...] = ("grad_ascent", "grad_diff", "npo", "rmu", "sft")
+
+_REGISTRY: dict[str, type[UnlearningMethod]] = {}
+_loaded = False
+
+
+def register(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
+    """Class decorator: make ``cls`` findable under ``cls.name``."""
+    for attribute in ("name", "title", "summary", "paper", "roles"):
+        if not hasattr(cls, attribute):
+            raise TypeError(f"{cls.__qualname__} must set the class attribute '{attribute}' to be registered")
+    existing = _REGISTRY.get(cls.name)
+    if existing is not None and existing.__qualname__ != cls.__qualname__:
+        raise TypeError(f"Two methods are called '{cls.name}': {existing.__qualname__} and {cls.__qualname__}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if not _loaded:
+        for module in BUILTIN_MODULES:
+            importlib.import_module(f"{__package__}.{module}")
+        _loaded = True
+
+
+def all_methods() -> list[type[UnlearningMethod]]:
+    """Every registered method class, sorted by name."""
+    _load_builtins()
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+
+
+def _normalise(text: str) -> str:
+    return text.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def get_method(name: str) -> type[UnlearningMethod]:
+    """The method class called ``name`` ("grad_diff"; its title "GradDiff" works too).
+
+    An unknown name raises UserError that lists the known names and suggests the closest one.
+    """
+    _load_builtins()
+    key = _normalise(name)
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    by_title = {_normalise(cls.title).replace("_", ""): cls for cls in _REGISTRY.values()}
+    if key.replace("_", "") in by_title:
+        return by_title[key.replace("_", "")]
+    names = sorted(_REGISTRY)
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+    guess = f"Did you mean '{close[0]}'? " if close else ""
+    raise UserError(
+        f"Unknown unlearning method '{name}' (method.name)",
+        f"{guess}Known methods: {', '.join(names)}.",
+    )
