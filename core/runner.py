@@ -67,7 +67,8 @@ from .run_data import (
     tokenize_roles,
 )
 
-EvaluateFn = Callable[[Any, Any, str], "dict[str, float] | None"]
+# evaluate_fn(model, tokenizer, phase, out_dir) -> aggregates, or a result with .aggregates and .items_path
+EvaluateFn = Callable[[Any, Any, str, Path], Any]
 
 METRICS_FLUSH_STEPS = 20  # store writes are batched; a crash loses at most this many steps
 PREPARE_BATCHES = 4  # batches per role handed to method.prepare
@@ -225,7 +226,7 @@ def execute(
     ``FailedEvent`` instead of an exception (KeyboardInterrupt and SystemExit still propagate,
     with the run marked "interrupted"). ``resume`` is a checkpoint folder, or a run's output
     folder (its newest checkpoint): the same run continues. ``evaluate_fn(model, tokenizer,
-    phase)`` runs before training (adapter off) and after it.
+    phase, out_dir)`` runs before training (adapter off) and after it.
     """
     prepared = _prepare(config, store, resume)
     return _Run(config, prepared, store, listener, control or RunControl(), evaluate_fn).run(project_id)
@@ -583,14 +584,17 @@ class _Run:
             peft.eval()
             try:
                 with peft.disable_adapter() if phase == "before" else contextlib.nullcontext():
-                    aggregates = self.evaluate_fn(peft, self.p.tokenizer, phase)
+                    result = self.evaluate_fn(peft, self.p.tokenizer, phase, self.output_dir / "evaluation" / phase)
             finally:
                 peft.train()
+            aggregates = getattr(result, "aggregates", result)
+            items_path = getattr(result, "items_path", None)
             if aggregates:
                 aggregates = {key: float(value) for key, value in aggregates.items()}
                 self.emit(EvaluationEvent(self.run_id, phase, ev.suite, aggregates))
                 if self.store is not None:
-                    self.store.add_evaluation(self.run_id, phase, ev.suite, aggregates)
+                    self.store.add_evaluation(self.run_id, phase, ev.suite, aggregates,
+                                              str(items_path) if items_path else None)
             if phase == "before":
                 self.status("running", "training")
         self.acc.wait_for_everyone()

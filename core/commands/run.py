@@ -41,11 +41,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runner import (
-        execute,  # torch and transformers load only when a run is asked for
-    )
+    # torch and transformers load only when a run is asked for
+    from ..run_evaluation import RunEvaluator, compare, format_table
+    from ..runner import execute
 
     config = RunConfig.load(args.project)
+    evaluator = RunEvaluator(config) if config.evaluation.suite != "none" else None
     control = RunControl()
     progress = Progress(sys.stdout)
     try:
@@ -56,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
                 with Store.open(args.store) as store:
                     project_id = store.ensure_project(config.name, args.project.resolve())
                     result = execute(config, store=store, project_id=project_id, listener=progress,
-                                     control=control, resume=args.resume)
+                                     control=control, resume=args.resume, evaluate_fn=evaluator)
             else:
-                result = execute(config, listener=progress, control=control, resume=args.resume)
+                result = execute(config, listener=progress, control=control, resume=args.resume,
+                                 evaluate_fn=evaluator)
     except KeyboardInterrupt:
         progress.close()
         print("Interrupted before the run started; nothing was written.", file=sys.stderr)
@@ -66,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
     progress.close()
     if result.status in ("finished", "stopped"):
         print(f"Run {result.run_id} {result.status} after {result.steps} steps; adapter: {result.adapter_dir}")
+        if evaluator is not None and {"before", "after"} <= set(evaluator.results):
+            rows = compare(evaluator.results["before"].aggregates, evaluator.results["after"].aggregates)
+            print(f"\nBefore / after ({config.evaluation.suite} suite; every metric and per-item results in "
+                  f"{result.output_dir / 'evaluation'}):")
+            print(format_table(rows))
         return 0
     print(f"Run {result.run_id} {result.status} at step {result.steps}; output: {result.output_dir}", file=sys.stderr)
     return 1
@@ -139,8 +146,7 @@ class Progress:
         elif isinstance(event, LogEvent):
             text = f"{event.level}: {event.message}"
         elif isinstance(event, EvaluationEvent):
-            numbers = ", ".join(f"{k} {v:.4g}" for k, v in event.aggregates.items())
-            text = f"evaluation ({event.phase}, {event.suite}): {numbers}"
+            text = f"evaluation {event.phase} training: {len(event.aggregates)} metrics ({event.suite} suite)"
         elif isinstance(event, FinishedEvent):
             text = f"[{event.status}] {event.steps} steps, adapter in {event.adapter_dir}"
         elif isinstance(event, FailedEvent):

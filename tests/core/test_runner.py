@@ -199,7 +199,7 @@ def lora_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:
 def test_events_arrive_in_order_and_every_term_streams(make_config):
     seen_phases = []
 
-    def evaluate(model, tokenizer, phase):
+    def evaluate(model, tokenizer, phase, out_dir):
         adapters_off = all(m.disable_adapters for m in model.modules() if isinstance(m, LoraLayer))
         seen_phases.append((phase, adapters_off))
         return {"score": 1.0 if phase == "before" else 0.5}
@@ -239,7 +239,7 @@ def test_events_arrive_in_order_and_every_term_streams(make_config):
 def test_store_rows_metrics_and_artifact(make_config, tmp_path):
     config = make_config(steps=5, retain_role=False, suite="fast")
     with Store.open(tmp_path / "store.db") as store:
-        result = runner.execute(config, store=store, evaluate_fn=lambda m, t, phase: {"acc": 0.25})
+        result = runner.execute(config, store=store, evaluate_fn=lambda m, t, phase, out_dir: {"acc": 0.25})
         row = store.run(result.run_id)
         assert row["status"] == "finished" and row["error"] is None
         assert Path(row["output_dir"]) == result.output_dir
