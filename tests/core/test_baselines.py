@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: siblings aren't importable
 from tiny_models import N_LAYERS, build_tiny_model  # noqa: E402
 
 from unlearn_studio.core.config import RunConfig  # noqa: E402

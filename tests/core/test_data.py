@@ -3,7 +3,6 @@
 import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from unlearn_studio.core.data.templates import (
 )
 from unlearn_studio.core.errors import UserError
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: siblings aren't importable
 from tiny_tokenizer import build_tiny_tokenizer  # noqa: E402
 
 ROWS = [

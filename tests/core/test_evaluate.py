@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 from tiny_models import build_tiny_model
 from unlearn_studio.core import evaluate as ev
 from unlearn_studio.core.commands import eval as eval_command

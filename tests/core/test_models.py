@@ -6,13 +6,11 @@ import argparse
 import json
 import shutil
 from dataclasses import asdict
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
 from tiny_models import TINY_ARCHS, build_tiny_model, build_tiny_tokenizer  # noqa: E402
 
 from unlearn_studio.core.commands import info  # noqa: E402

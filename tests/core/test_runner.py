@@ -5,7 +5,6 @@ not depend on the real methods."""
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-sys.path.insert(0, str(Path(__file__).parent))
 from tiny_models import build_tiny_model  # noqa: E402
 from unlearn_studio.core import models, runner  # noqa: E402
 from unlearn_studio.core.config import (  # noqa: E402

@@ -13,19 +13,12 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "core"))
-from tiny_models import build_tiny_model  # noqa: E402
-from unlearn_studio.core.commands.run import Progress  # noqa: E402
-from unlearn_studio.core.events import StatusEvent, StepEvent  # noqa: E402
-from unlearn_studio.core.store import Store  # noqa: E402
+from tiny_models import build_tiny_model
+from unlearn_studio.core.commands.run import Progress
+from unlearn_studio.core.events import StatusEvent, StepEvent
+from unlearn_studio.core.store import Store
 
 EXE = Path(sys.executable).with_name("unlearn-studio")
-
-try:
-    from unlearn_studio.core.methods.registry import get_method
-except ImportError:  # the method registry is written alongside the runner
-    get_method = None
-
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -55,7 +48,6 @@ def tiny_project(tmp_path) -> Path:
     return project
 
 
-@pytest.mark.skipif(get_method is None, reason="unlearn_studio.core.methods.registry is not importable yet")
 def test_run_trains_prints_terms_and_records_the_run(tiny_project, tmp_path):
     store = tmp_path / "store.db"
     result = cli("run", str(tiny_project), "--store", str(store), cwd=tmp_path)
@@ -74,7 +66,6 @@ def test_run_trains_prints_terms_and_records_the_run(tiny_project, tmp_path):
     assert "[resumed]" in again.stdout
 
 
-@pytest.mark.skipif(get_method is None, reason="unlearn_studio.core.methods.registry is not importable yet")
 def test_ctrl_c_stops_and_saves(tiny_project, tmp_path):
     tiny_project.write_text(tiny_project.read_text().replace("max_steps = 4", "max_steps = 100000"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -133,3 +124,23 @@ def test_progress_rewrites_one_line_on_a_terminal():
     progress(StatusEvent("r", "stopping"))
     text = out.getvalue()
     assert text.count("\r") == 3 and text.endswith("\n[stopping]\n")
+
+
+def test_sweep_runs_every_point_and_writes_the_frontier(tiny_project, tmp_path):
+    tiny_project.write_text(tiny_project.read_text().replace('suite = "none"', 'suite = "fast"'))
+    out = tmp_path / "sweep"
+    result = cli("sweep", str(tiny_project), "--grid", "lr=1e-3,1e-2", "--grid", "lora.r=2,4", "--out", str(out),
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = (out / "frontier.csv").read_text(encoding="utf-8").splitlines()
+    header = rows[0].split(",")
+    assert header[:4] == ["optimizer.lr", "lora.r", "run_id", "status"]
+    assert len(rows) == 5 and all(",finished," in row for row in rows[1:])
+    assert "forget/prob" in header  # each point was evaluated after training
+    assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_with_an_unknown_key_runs_nothing(tiny_project, tmp_path):
+    result = cli("sweep", str(tiny_project), "--grid", "learning_rate=1e-3", cwd=tmp_path)
+    assert result.returncode == 2 and "learning_rate" in result.stderr
+    assert not (tmp_path / "runs").exists()
