@@ -45,7 +45,7 @@ class DemoModelShape:
 
 @dataclass(frozen=True)
 class TrainSchedule:
-    epochs: int = 15
+    epochs: int = 18
     batch_size: int = 64
     lr: float = 3e-3
     warmup_steps: int = 100
