@@ -157,18 +157,21 @@ def write_plot(points: list[SweepPoint], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(6.4, 4.8), dpi=120)
     scored = [p for p in points if not any(map(math.isnan, p.xy()))]
-    for p in scored:
+    figure, axes = plt.subplots(figsize=(7.2, 4.8 + 0.22 * len(scored)), dpi=120)
+    # Points are numbered on the plot and spelled out in the legend: labels beside close points overlap.
+    for number, p in enumerate(scored, 1):
         x, y = p.xy()
-        axes.scatter([x], [y], color="tab:orange" if p.on_frontier else "tab:blue", zorder=3)
-        axes.annotate(", ".join(f"{k.rsplit('.', 1)[-1]}={v:g}" if isinstance(v, float) else f"{k.rsplit('.', 1)[-1]}={v}"
-                                for k, v in p.values.items()), (x, y), textcoords="offset points", xytext=(4, 4),
-                      fontsize=7)
+        values = ", ".join(f"{k.rsplit('.', 1)[-1]}={v:g}" if isinstance(v, float) else f"{k.rsplit('.', 1)[-1]}={v}"
+                           for k, v in p.values.items())
+        axes.scatter([x], [y], color="tab:orange" if p.on_frontier else "tab:blue", zorder=3,
+                     label=f"{number}: {values}{' (frontier)' if p.on_frontier else ''}")
+        axes.annotate(str(number), (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
     frontier = sorted((p.xy() for p in scored if p.on_frontier))
     if len(frontier) > 1:
-        axes.plot(*zip(*frontier), color="tab:orange", linewidth=1, label="frontier")
-        axes.legend(loc="lower left")
+        axes.plot(*zip(*frontier), color="tab:orange", linewidth=1)
+    if scored:
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize=8, frameon=False)
     axes.set_xlabel("model utility (higher keeps more)")
     axes.set_ylabel("forget quality, log10 p (higher forgets better)")
     axes.set_title(title, fontsize=10)
