@@ -87,9 +87,13 @@ def test_demo_project_loads_and_round_trips(tmp_path):
     assert set(config.data) == {"forget", "retain", "holdout", "general"}
     assert config.data["forget"].path == "demo:forget10.jsonl"
     assert config.data["general"].template == "raw"
-    assert config.method.params == {"retain_weight": 1.0}
-    assert config.training.max_steps == 60 and config.training.batch_size == 8
-    assert config.training.max_length == 64 and config.optimizer.lr == 1e-4
+    from unlearn_studio.core.methods.registry import get_method
+
+    method = get_method(config.method.name)
+    method.check_roles(set(config.data))
+    assert set(config.method.params) <= {h.name for h in method.hyperparameters}
+    method.check_params(config.method.params)  # a wrong type or range raises UserError
+    assert config.training.max_steps is not None and config.training.batch_size == 8
     assert config.evaluation.suite == "demo" and config.output.dir == "runs"
     assert config.base_dir == DEMO_TOML.parent
     assert_round_trips(config, tmp_path)
