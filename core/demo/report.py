@@ -13,32 +13,18 @@ from pathlib import Path
 
 import torch
 
+from ..generate import generate
+from ..methods.losses import sequence_nll as answer_nll
 from .corpus import qa_text, read_jsonl
 from .judge import is_harmful
 
 BATCH = 128
 
 
-def _left_padded(tokenizer, prompts: list[str]) -> dict[str, torch.Tensor]:
-    tokenizer.padding_side = "left"
-    try:
-        return tokenizer(prompts, return_tensors="pt", padding=True)
-    finally:
-        tokenizer.padding_side = "right"
-
-
-@torch.no_grad()
 def greedy_answers(model, tokenizer, questions: list[str], max_new_tokens: int = 48) -> list[str]:
     """Greedy completions of "### Question: q / ### Answer:" prompts, up to the end of the answer."""
-    answers = []
-    for start in range(0, len(questions), BATCH):
-        prompts = [qa_text(q, "").rstrip() for q in questions[start:start + BATCH]]
-        batch = _left_padded(tokenizer, prompts)
-        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        new_tokens = out[:, batch["input_ids"].shape[1]:]
-        answers += [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-    return answers
+    prompts = [qa_text(q, "").rstrip() for q in questions]
+    return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=BATCH)
 
 
 @torch.no_grad()
@@ -59,11 +45,8 @@ def sequence_nll(model, tokenizer, prompts: list[str], targets: list[str]) -> li
             input_ids[i, : len(ids)] = torch.tensor(ids)
             attention[i, : len(ids)] = 1
             labels[i, n_prompt: len(ids)] = torch.tensor(ids[n_prompt:])
-        logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1]
-        shifted = labels[:, 1:]
-        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), shifted.clamp(min=0), reduction="none")
-        mask = (shifted != -100).float()
-        results += ((nll * mask).sum(1) / mask.sum(1).clamp(min=1)).tolist()
+        logits = model(input_ids=input_ids, attention_mask=attention).logits
+        results += answer_nll(logits, labels).tolist()
     return results
 
 
