@@ -6,8 +6,6 @@ from pathlib import Path
 
 import unlearn_studio.resources as _resources
 
-REPO_ROOT_MARKER = "pyproject.toml"
-
 
 def resources_dir() -> Path:
     return Path(_resources.__file__).resolve().parent

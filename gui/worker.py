@@ -56,9 +56,6 @@ class JobRunner(QObject):
         self.pool.start(BackgroundJob(self._next_id, function, self.signals))
         return self._next_id
 
-    def pending(self) -> int:
-        return len(self._callbacks)
-
     def wait(self, msecs: int = -1) -> bool:
         """Wait for every started job (used when the window closes)."""
         return self.pool.waitForDone(msecs)
