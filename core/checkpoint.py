@@ -5,7 +5,7 @@ A checkpoint is a folder ``<run>/checkpoints/step-000050/`` holding
 - ``adapter/``: the LoRA weights (PEFT ``save_pretrained``, safetensors),
 - ``optimizer.pt`` and ``scheduler.pt``: their ``state_dict``s,
 - ``rng.pt``: the python, numpy and torch (CPU and CUDA) RNG states,
-- ``state.json``: step, run id and the data streams' positions.
+- ``state.json``: step, run id, the data streams' positions and the method's own state.
 
 It is written into a hidden temporary folder and renamed into place, so a crash leaves either
 a whole checkpoint or none; ``state.json`` is written last, and a folder without it is never
@@ -112,7 +112,8 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(run_dir: Path, *, step: int, run_id: str, model, optimizer, scheduler,
-                    streams: dict[str, dict[str, int]], keep: int) -> Path:
+                    streams: dict[str, dict[str, int]], keep: int,
+                    method_state: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint of ``step`` and drop all but the newest ``keep``; returns its folder."""
 
     def fill(folder: Path) -> None:
@@ -120,7 +121,8 @@ def save_checkpoint(run_dir: Path, *, step: int, run_id: str, model, optimizer, 
         torch.save(optimizer.state_dict(), folder / "optimizer.pt")
         torch.save(scheduler.state_dict(), folder / "scheduler.pt")
         torch.save(rng_state(), folder / "rng.pt")
-        state = {"format": FORMAT, "step": step, "run_id": run_id, "streams": streams}
+        state = {"format": FORMAT, "step": step, "run_id": run_id, "streams": streams,
+                 "method": method_state or {}}
         (folder / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
 
     root = run_dir / CHECKPOINTS

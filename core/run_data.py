@@ -116,7 +116,8 @@ class RoleStream:
         # A short last batch may have fewer rows than processes; a process then reuses one.
         mine = chosen[self.rank :: self.world] or [chosen[self.rank % len(chosen)]]
         tensors = collate([self.examples[i] for i in mine], self.pad_token_id)
-        return Batch(tensors["input_ids"], tensors["attention_mask"], tensors["labels"])
+        return Batch(tensors["input_ids"], tensors["attention_mask"], tensors["labels"],
+                     {"index": torch.tensor(mine, dtype=torch.long)})
 
     @property
     def progress(self) -> float:
@@ -143,8 +144,10 @@ def first_batches(data: dict[str, RoleData], batch_size: int, tokenizer, count: 
     for role, item in data.items():
         batches = []
         for start in range(0, min(len(item.examples), batch_size * count), batch_size):
-            tensors = collate(item.examples[start : start + batch_size], pad)
-            batches.append(Batch(tensors["input_ids"], tensors["attention_mask"], tensors["labels"]))
+            rows = range(start, min(start + batch_size, len(item.examples)))
+            tensors = collate([item.examples[i] for i in rows], pad)
+            batches.append(Batch(tensors["input_ids"], tensors["attention_mask"], tensors["labels"],
+                                 {"index": torch.tensor(list(rows), dtype=torch.long)}))
         out[role] = batches
     return out
 

@@ -111,8 +111,8 @@ class _RunContext(MethodContext):
     """MethodContext whose original model is the unwrapped PEFT model, so that it still works
     when accelerate wraps the trainable model (DDP) and the wrapper has no ``disable_adapter``."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, device: torch.device, peft_model):
-        super().__init__(model, tokenizer, device)
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, device: torch.device, peft_model, **kwargs):
+        super().__init__(model, tokenizer, device, **kwargs)
         self._peft = peft_model
 
     @contextlib.contextmanager
@@ -270,6 +270,7 @@ class _Run:
         self.pending_metrics: list[tuple[int, dict[str, float]]] = []
         self.step_seconds: list[float] = []
         self.undeclared: set[str] = set()
+        self.method_values: dict[str, float] = {}  # the method's latest reported scalars
 
     # ---- events and store ----------------------------------------------------------------------
 
@@ -357,6 +358,7 @@ class _Run:
             if self.step > 0 and self.checkpoint_step != self.step:
                 self.save_checkpoint()
         adapter = self.output_dir / ADAPTER
+        self.p.method.finalize_adapter(peft)
         self.check_weights()
         if self.acc.is_main_process:
             write_dir_atomically(adapter, peft.save_pretrained)
@@ -421,7 +423,8 @@ class _Run:
         # The scheduler is not handed to accelerate: it would step it once per process.
         model, optimizer = acc.prepare(p.model, optimizer)
         self.model, self.optimizer, self.scheduler, self.trainable = model, optimizer, scheduler, trainable
-        context = _RunContext(model, p.tokenizer, acc.device, p.model)
+        context = _RunContext(model, p.tokenizer, acc.device, p.model, data=p.data, log=self.log,
+                              report=self.method_report)
         streams = make_streams(p.data, t.batch_size, t.seed, p.tokenizer, acc.process_index, acc.num_processes)
         self.streams = streams
 
@@ -432,6 +435,8 @@ class _Run:
             self.evaluate("before")
         else:
             self.restore(p.checkpoint)
+        epoch_stream = streams.get(p.epoch_role)
+        epochs_done = epoch_stream.epoch if epoch_stream is not None else 0
         self.log("info", f"{p.method_cls.title}: steps {self.step + 1}-{p.total_steps}, "
                          f"{sum(x.numel() for x in trainable):,} trainable parameters, data "
                          + ", ".join(f"{r} {d.n} rows ({d.template})" for r, d in p.data.items()))
@@ -449,6 +454,12 @@ class _Run:
             self.step_seconds.append(seconds)
             if number % t.log_every == 0 or number == p.total_steps:
                 self.report(number, losses, grad_norm, lr, tokens / seconds if seconds > 0 else 0.0)
+            if epoch_stream is not None and epoch_stream.epoch > epochs_done:
+                epochs_done = epoch_stream.epoch
+                if _broadcast(acc, p.method.on_epoch_end(context, epochs_done)):
+                    self.log("info", f"{p.method_cls.title} ended the run after epoch {epochs_done} "
+                                     f"(step {number} of {p.total_steps})")
+                    return "finished"
             if number % t.checkpoint_every == 0:
                 self.save_checkpoint()
         return "finished"
@@ -503,13 +514,17 @@ class _Run:
         memory = peak_memory_mb(self.acc.device)
         epoch = self.streams[self.p.epoch_role].progress if self.p.epoch_role in self.streams else 0.0
         self.emit(StepEvent(self.run_id, number, total, epoch, losses, lr, grad_norm, tokens_per_s, memory,
-                            mean * (total - number)))
+                            mean * (total - number), dict(self.method_values)))
         if self.store is not None:
             values = {**losses, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens_per_s,
-                      "peak_memory_mb": memory}
+                      "peak_memory_mb": memory, **self.method_values}
             self.pending_metrics.append((number, values))
             if len(self.pending_metrics) >= METRICS_FLUSH_STEPS:
                 self.flush_metrics()
+
+    def method_report(self, values: dict[str, float]) -> None:
+        """Scalars a method reports (MethodContext.report); they go with every later step's metrics."""
+        self.method_values.update({name: float(value) for name, value in values.items()})
 
     def check_control(self) -> str | None:
         """The pending request; while paused, block here (between steps) until something changes."""
@@ -539,7 +554,7 @@ class _Run:
                 self.output_dir, step=self.step, run_id=self.run_id, model=self.p.model,
                 optimizer=self.optimizer, scheduler=self.scheduler,
                 streams={role: s.state() for role, s in self.streams.items()},
-                keep=self.config.training.keep_checkpoints)
+                keep=self.config.training.keep_checkpoints, method_state=self.p.method.state_dict())
             self.log("info", f"Checkpoint {self.last_checkpoint.name} written")
         self.checkpoint_step = self.step
         self.acc.wait_for_everyone()
@@ -569,6 +584,7 @@ class _Run:
             if role not in checkpoint.state["streams"]:
                 raise UserError(f"The checkpoint {checkpoint.path} has no position for the data role {role}", fix)
             stream.load_state(checkpoint.state["streams"][role])
+        self.p.method.load_state_dict(checkpoint.state.get("method", {}))
         restore_rng_state(state["rng"])
         self.step = checkpoint.step
         self.checkpoint_step = checkpoint.step

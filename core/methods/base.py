@@ -11,7 +11,7 @@ import contextlib
 import difflib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -85,14 +85,33 @@ class Batch:
 
 
 class MethodContext:
-    """What a method may use during a step: the model with its adapter, the tokenizer, and the
-    original model, which is the SAME network with the adapter switched off (never a copy)."""
+    """What a method may use during a step: the model with its adapter, the tokenizer, the
+    original model (the SAME network with the adapter switched off, never a copy), every role's
+    data (``data[role].loaded.rows`` and ``.examples``; a batch's ``extra["index"]`` says which
+    rows it holds), and two ways to speak to the user: ``log`` and ``report``."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, device: torch.device):
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, device: torch.device, *,
+                 data: dict[str, Any] | None = None,
+                 log: Callable[[str, str], None] | None = None,
+                 report: Callable[[dict[str, float]], None] | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
+        self.data = data or {}
         self.step = 0
+        self._log = log
+        self._report = report
+
+    def log(self, level: str, message: str) -> None:
+        """A line in the run's log ("info" | "warning" | "error")."""
+        if self._log is not None:
+            self._log(level, message)
+
+    def report(self, values: dict[str, float]) -> None:
+        """Method-specific scalars (e.g. {"icu/active_targets": 3}); stored with the current step's
+        metrics and sent with the next step event, so the app can plot them."""
+        if self._report is not None:
+            self._report(values)
 
     @contextlib.contextmanager
     def original_model(self) -> Iterator[torch.nn.Module]:
@@ -137,12 +156,30 @@ class UnlearningMethod(ABC):
                             f"Add [data.{missing[0]}] with a path to the project file.")
 
     def prepare(self, context: MethodContext, batches: dict[str, list[Batch]]) -> None:
-        """Once before training (e.g. RMU's steering direction); ``batches`` are a few of each role."""
+        """Once before training (e.g. RMU's steering direction); ``batches`` are a few of each role.
+        It runs on resume too, before ``load_state_dict``."""
+
+    def on_epoch_end(self, context: MethodContext, epoch: int) -> bool:
+        """After each pass over the first required role (``epoch`` passes done); True ends the
+        run early as finished (e.g. ICU once nothing is left to forget)."""
+        return False
+
+    def finalize_adapter(self, model: torch.nn.Module) -> None:
+        """Once, just before the final adapter is saved and evaluated (not for checkpoints, which
+        keep the trained weights for resuming); e.g. SKU negates what it learned."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Method state a resumed run needs (JSON-serialisable; saved in every checkpoint)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take up the state ``state_dict`` returned."""
 
     @abstractmethod
     def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> dict[str, torch.Tensor]:
         """The named, already weighted loss terms of one step (e.g. {"forget": …, "retain": …});
-        the runner minimises their sum and streams each one as "loss/<name>"."""
+        the runner minimises their sum and streams each one as "loss/<name>". Terms that carry no
+        gradient (e.g. zeros when a batch has nothing to forget) make the step a no-op."""
 
 
 def forward_logits(model: torch.nn.Module, batch: Batch) -> torch.Tensor:

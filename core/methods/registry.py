@@ -1,6 +1,6 @@
 """The method registry: every built-in method module registers its class here by name.
 
-The modules are imported lazily, on the first lookup, from ``BUILTIN_MODULES``: they import
+The modules are imported lazily, on the first lookup (``builtin_modules``): they import
 ``register`` from this module, so importing them here at import time would be circular.
 """
 
@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import pkgutil
+from pathlib import Path
 
 from ..errors import UserError
 from .base import UnlearningMethod
 
-#: Modules (relative to this package) that define the built-in methods; a new method adds its
-#: module here and decorates its class with ``@register``.
-BUILTIN_MODULES: tuple[str, ...] = ("grad_ascent", "grad_diff", "npo", "rmu", "sft")
+#: Modules of this package that hold shared machinery, not methods; every other module is a
+#: method module (it decorates its class with ``@register``) and is imported on first lookup.
+NOT_METHOD_MODULES = frozenset({"base", "registry", "losses"})
+
+
+def builtin_modules() -> list[str]:
+    """The method modules of this package (any module whose name does not start with "_")."""
+    return sorted(info.name for info in pkgutil.iter_modules([str(Path(__file__).parent)])
+                  if not info.name.startswith("_") and info.name not in NOT_METHOD_MODULES)
 
 _REGISTRY: dict[str, type[UnlearningMethod]] = {}
 _loaded = False
@@ -35,7 +43,7 @@ def register(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
 def _load_builtins() -> None:
     global _loaded
     if not _loaded:
-        for module in BUILTIN_MODULES:
+        for module in builtin_modules():
             importlib.import_module(f"{__package__}.{module}")
         _loaded = True
 
