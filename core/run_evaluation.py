@@ -78,9 +78,12 @@ class Comparison:
         return "ok" if (change < 0) == (self.expected == "down") and change != 0 else "bad"
 
 
-def compare(before: dict[str, float], after: dict[str, float]) -> list[Comparison]:
-    """The headline metrics present in both phases, in table order."""
-    return [Comparison(key, label, before[key], after[key], expected)
+def compare(before: dict[str, float], after: dict[str, float],
+            expected_moves: dict[str, str] | None = None) -> list[Comparison]:
+    """The headline metrics present in both phases, in table order. ``expected_moves`` (a
+    method's own, e.g. SKU's {"harmful/harmful_rate": "down"}) overrides the default direction."""
+    moves = expected_moves or {}
+    return [Comparison(key, label, before[key], after[key], moves.get(key, expected))
             for key, expected, label in HEADLINE if key in before and key in after]
 
 

@@ -69,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
     if result.status in ("finished", "stopped"):
         print(f"Run {result.run_id} {result.status} after {result.steps} steps; adapter: {result.adapter_dir}")
         if evaluator is not None and {"before", "after"} <= set(evaluator.results):
-            rows = compare(evaluator.results["before"].aggregates, evaluator.results["after"].aggregates)
+            from ..methods.registry import get_method
+
+            rows = compare(evaluator.results["before"].aggregates, evaluator.results["after"].aggregates,
+                           get_method(config.method.name).expected_moves)
             print(f"\nBefore / after ({config.evaluation.suite} suite; every metric and per-item results in "
                   f"{result.output_dir / 'evaluation'}):")
             print(format_table(rows))

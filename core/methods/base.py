@@ -130,6 +130,9 @@ class UnlearningMethod(ABC):
     roles: ClassVar[DataRoles]
     hyperparameters: ClassVar[tuple[Hyperparameter, ...]] = ()
     terms: ClassVar[tuple[str, ...]] = ()  # every loss-term name loss_terms may return (for plots)
+    # How the method means to move evaluation metrics where it differs from the default forget
+    # story (core/run_evaluation.py HEADLINE), e.g. {"harmful/harmful_rate": "down"}.
+    expected_moves: ClassVar[dict[str, str]] = {}
 
     def __init__(self, params: dict[str, Any] | None = None):
         self.params = self.check_params(params or {})
