@@ -452,14 +452,16 @@ class _Run:
             seconds = time.perf_counter() - started
             self.step = number
             self.step_seconds.append(seconds)
-            if number % t.log_every == 0 or number == p.total_steps:
-                self.report(number, losses, grad_norm, lr, tokens / seconds if seconds > 0 else 0.0)
+            ends_early = False
             if epoch_stream is not None and epoch_stream.epoch > epochs_done:
                 epochs_done = epoch_stream.epoch
-                if _broadcast(acc, p.method.on_epoch_end(context, epochs_done)):
-                    self.log("info", f"{p.method_cls.title} ended the run after epoch {epochs_done} "
-                                     f"(step {number} of {p.total_steps})")
-                    return "finished"
+                ends_early = bool(_broadcast(acc, p.method.on_epoch_end(context, epochs_done)))
+            if number % t.log_every == 0 or number == p.total_steps or ends_early:
+                self.report(number, losses, grad_norm, lr, tokens / seconds if seconds > 0 else 0.0)
+            if ends_early:
+                self.log("info", f"{p.method_cls.title} ended the run after epoch {epochs_done} "
+                                 f"(step {number} of {p.total_steps})")
+                return "finished"
             if number % t.checkpoint_every == 0:
                 self.save_checkpoint()
         return "finished"

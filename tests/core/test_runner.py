@@ -35,6 +35,7 @@ from unlearn_studio.core.events import (  # noqa: E402
     EvaluationEvent,
     FailedEvent,
     FinishedEvent,
+    LogEvent,
     StatusEvent,
     StepEvent,
 )
@@ -485,3 +486,90 @@ def test_epochs_count_steps_on_the_forget_set(make_config):
     # 5 forget rows in batches of 2: 3 steps an epoch, whatever the retain set's size.
     assert result.status == "finished" and result.steps == 6
     assert events.of(StepEvent)[-1].epoch == pytest.approx(2.0)
+
+
+# ---- method hooks: epoch ends, adapter finalisation, method state and scalars ---------------------
+
+
+class HookedMethod(TinyMethod):
+    """TinyMethod that ends the run after ``stop_after`` epochs, negates its adapter at the end,
+    reports a scalar per epoch and keeps the epochs it has seen as resumable state."""
+
+    name = "tiny_hooked"
+    hyperparameters = (*TinyMethod.hyperparameters,
+                       Hyperparameter("stop_after", int, 0, "epochs before ending the run (0: never)", "test"))
+    finalized = 0
+
+    def __init__(self, params=None):
+        super().__init__(params)
+        self.epochs_seen: list[int] = []
+
+    def on_epoch_end(self, context, epoch):
+        self.epochs_seen.append(epoch)
+        context.report({"tiny/epochs_seen": len(self.epochs_seen)})
+        context.log("info", f"epoch {epoch} seen")
+        return epoch == self.params["stop_after"]
+
+    def finalize_adapter(self, model):
+        HookedMethod.finalized += 1
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.neg_()
+
+    def state_dict(self):
+        return {"epochs_seen": self.epochs_seen}
+
+    def load_state_dict(self, state):
+        self.epochs_seen = list(state["epochs_seen"])
+
+
+@pytest.fixture
+def hooked(monkeypatch):
+    HookedMethod.finalized = 0
+    monkeypatch.setattr(runner, "method_class", lambda name: HookedMethod)
+
+
+def test_on_epoch_end_can_end_the_run_early_and_reports_reach_events_and_store(make_config, hooked, tmp_path):
+    config = make_config(steps=30, params={"stop_after": 2})
+    config.method.name = "tiny_hooked"
+    events = Recorder()
+    with Store.open(tmp_path / "store.db") as store:
+        result = runner.execute(config, store=store, listener=events)
+        stored = store.metrics(result.run_id, "tiny/epochs_seen")
+    # 5 forget rows in batches of 2: 3 steps an epoch, so epoch 2 ends at step 6.
+    assert result.status == "finished" and result.steps == 6
+    steps = events.of(StepEvent)
+    assert steps[-1].extra == {"tiny/epochs_seen": 2.0}
+    assert steps[0].extra == {}
+    assert [(step, value) for _, step, value in stored if step in (4, 6)] == [(4, 1.0), (6, 2.0)]
+    assert any("epoch 2 seen" in e.message for e in events.of(LogEvent))
+    assert any("ended the run after epoch 2" in e.message for e in events.of(LogEvent))
+
+
+def test_finalize_adapter_changes_the_saved_adapter_but_not_the_checkpoints(make_config, hooked):
+    config = make_config(steps=6, checkpoint_every=6)
+    config.method.name = "tiny_hooked"
+    result = runner.execute(config)
+    assert HookedMethod.finalized == 1
+    final = lora_weights(result.adapter_dir)
+    checkpoint = lora_weights(result.output_dir / "checkpoints" / "step-000006" / "adapter")
+    for name, value in final.items():
+        expected = -checkpoint[name] if "lora_B" in name else checkpoint[name]
+        torch.testing.assert_close(value, expected, rtol=0, atol=0)
+    state = json.loads((result.output_dir / "checkpoints" / "step-000006" / "state.json").read_text())
+    assert state["method"] == {"epochs_seen": [1, 2]}
+
+
+def test_method_state_is_restored_on_resume(make_config, hooked):
+    config = make_config(steps=9, checkpoint_every=3, params={"crash_at": 8})
+    config.method.name = "tiny_hooked"
+    broken = runner.execute(config)
+    assert broken.status == "failed"
+    config = make_config(steps=9, checkpoint_every=3)
+    config.method.name = "tiny_hooked"
+    events = Recorder()
+    resumed = runner.execute(config, resume=broken.output_dir, listener=events)
+    assert resumed.status == "finished"
+    # The step-6 checkpoint remembered epochs 1 and 2; epoch 3 ends at step 9 after the resume.
+    assert events.of(StepEvent)[-1].extra == {"tiny/epochs_seen": 3.0}
