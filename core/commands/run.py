@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -46,12 +47,15 @@ def run(args: argparse.Namespace) -> int:
     from ..runner import execute
 
     config = RunConfig.load(args.project)
+    main_process = int(os.environ.get("RANK", "0")) == 0
     evaluator = RunEvaluator(config) if config.evaluation.suite != "none" else None
     control = RunControl()
     progress = Progress(sys.stdout)
     try:
         with _ctrl_c_stops(control, started=lambda: progress.started):
-            if args.store:
+            # Under `accelerate launch` only the main process (RANK 0) records anything; the store
+            # is locked by one process, so the others must not open it.
+            if args.store and main_process:
                 from ..store import Store
 
                 with Store.open(args.store) as store:
@@ -66,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         print("Interrupted before the run started; nothing was written.", file=sys.stderr)
         return EXIT_INTERRUPTED
     progress.close()
+    if not main_process:
+        return 0 if result.status in ("finished", "stopped") else 1
     if result.status in ("finished", "stopped"):
         print(f"Run {result.run_id} {result.status} after {result.steps} steps; adapter: {result.adapter_dir}")
         if evaluator is not None and {"before", "after"} <= set(evaluator.results):
