@@ -228,6 +228,10 @@ def execute(
     folder (its newest checkpoint): the same run continues. ``evaluate_fn(model, tokenizer,
     phase, out_dir)`` runs before training (adapter off) and after it.
     """
+    stages = getattr(method_class(config.method.name), "run_stages", None)
+    if stages is not None:  # a recipe of several runs (Ext-Sub: two trainings, then adapter arithmetic)
+        return stages(config, store=store, project_id=project_id, listener=listener, control=control,
+                      resume=resume, evaluate_fn=evaluate_fn)
     prepared = _prepare(config, store, resume)
     return _Run(config, prepared, store, listener, control or RunControl(), evaluate_fn).run(project_id)
 
