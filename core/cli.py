@@ -9,7 +9,7 @@ from importlib import import_module
 from .errors import UserError
 
 # Each module registers its command with add_parser(subparsers) and sets a handler(args) -> exit code.
-COMMAND_MODULES = ("run", "sweep", "eval", "check", "info", "data_check", "demo")
+COMMAND_MODULES = ("run", "sweep", "eval", "check", "info", "data_check", "demo", "extsub", "export")
 EXIT_BAD_INPUT = 2
 
 

@@ -1,0 +1,132 @@
+"""The export dialog (the folder loads with PeftModel.from_pretrained; checks and card shown; bad
+destinations refused) and the combine-adapters (Ext-Sub) dialog."""
+
+from __future__ import annotations
+
+import pytest
+from peft import PeftModel
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+from transformers import AutoModelForCausalLM
+
+from trained_run import add_run, trained_run  # noqa: E402
+from unlearn_studio.core.paths import demo_model_dir  # noqa: E402
+from unlearn_studio.core.store import Store  # noqa: E402
+from unlearn_studio.gui.export_dialog import ExportDialog  # noqa: E402
+from unlearn_studio.gui.extsub_dialog import ExtSubDialog  # noqa: E402
+from unlearn_studio.gui.worker import JobRunner  # noqa: E402
+
+EXPORT_MS = 300_000
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return trained_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def store(run):
+    with Store.open(run.store_path) as opened:
+        yield opened
+
+
+@pytest.fixture
+def jobs():
+    runner = JobRunner()
+    yield runner
+    runner.wait()
+
+
+def error_boxes(widget) -> list[QMessageBox]:
+    return [box for box in widget.findChildren(QMessageBox) if box.objectName() == "errorDialog"]
+
+
+def click(qtbot, button) -> None:
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def test_export_writes_a_folder_that_peft_loads_and_shows_the_checks(qtbot, jobs, store, run, tmp_path, screenshot):
+    dialog = ExportDialog(store, run.run_id, jobs)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.heading.text() == f"Export run {run.run_id[:8]} GradDiff (finished)"
+    assert dialog.destination.text() == str(run.adapter_dir.parent / "export")  # suggested: inside the run folder
+    out = tmp_path / "exported"
+    dialog.destination.setText(str(out))
+    dialog.merged.setChecked(True)
+    assert "exported-merged" in dialog.merged.text()
+    screenshot(dialog, "export_dialog")
+
+    with qtbot.waitSignal(dialog.export_finished, timeout=EXPORT_MS) as blocker:
+        click(qtbot, dialog.export_button)
+        assert not dialog.close_button.isEnabled()  # closing waits for the files
+    result = blocker.args[0]
+    assert result.ok and dialog.status.text().startswith(f"Exported to {out} and {tmp_path / 'exported-merged'}")
+    assert dialog.checks.text().count("✓") == 3 and "✗" not in dialog.checks.text()
+    assert "Checks made at export" in dialog.card.toPlainText()
+    assert not dialog.export_button.isEnabled() and dialog.close_button.isEnabled()
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(demo_model_dir()), out)
+    assert any("lora_B" in name for name, _ in model.named_parameters())
+    screenshot(dialog, "export_dialog_done")
+
+
+def test_export_refuses_a_folder_that_is_not_empty(qtbot, jobs, store, run, tmp_path):
+    dialog = ExportDialog(store, run.run_id, jobs)
+    qtbot.addWidget(dialog)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "mine.txt").write_text("keep me")
+    dialog.destination.setText(str(busy))
+    click(qtbot, dialog.export_button)
+    assert "is not empty" in dialog.status.text() and not jobs.busy
+    assert "is not empty" in error_boxes(dialog)[-1].text()
+    assert [p.name for p in busy.iterdir()] == ["mine.txt"]
+
+
+def test_a_run_without_an_adapter_cannot_be_exported(qtbot, jobs, store, run, tmp_path, screenshot):
+    failed = add_run(store, run.config, tmp_path, status="failed")
+    dialog = ExportDialog(store, failed, jobs)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert not dialog.export_button.isEnabled()
+    assert "failed, so it has no final adapter" in dialog.status.text()
+    screenshot(dialog, "export_dialog_no_adapter")
+
+
+def test_extsub_dialog_combines_two_adapters(qtbot, jobs, store, run, tmp_path, screenshot):
+    anti = add_run(store, run.config, tmp_path, adapter_from=run.adapter_dir, scale_b=-0.5)
+    dialog = ExtSubDialog(jobs)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.expert.setText(str(run.adapter_dir))
+    dialog.anti_expert.setText(str(tmp_path / anti / "adapter"))
+    out = tmp_path / "combined"
+    dialog.output.setText(str(out))
+    dialog.operation.setCurrentIndex(dialog.operation.findData("negation"))
+    assert not dialog.anti_expert.isEnabled() and "not used" in dialog.operation_help.text()
+    dialog.operation.setCurrentIndex(dialog.operation.findData("ext-sub"))
+    assert dialog.anti_expert.isEnabled() and "Ext-Sub" in dialog.operation_help.text()
+    screenshot(dialog, "extsub_dialog")
+
+    with qtbot.waitSignal(dialog.combined, timeout=EXPORT_MS) as blocker:
+        click(qtbot, dialog.combine_button)
+    assert blocker.args[0] == out and (out / "adapter_config.json").is_file()
+    assert str(out) in dialog.status.text()
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(demo_model_dir()), out)
+    screenshot(dialog, "extsub_dialog_done")
+
+
+def test_extsub_dialog_shows_what_is_missing(qtbot, jobs, tmp_path):
+    dialog = ExtSubDialog(jobs)
+    qtbot.addWidget(dialog)
+    click(qtbot, dialog.combine_button)
+    assert dialog.status.text() == "No expert adapter folder is given. Choose the expert adapter folder."
+    assert not jobs.busy
+    dialog.expert.setText(str(tmp_path / "nowhere"))
+    dialog.anti_expert.setText(str(tmp_path / "nowhere-either"))
+    dialog.output.setText(str(tmp_path / "out"))
+    click(qtbot, dialog.combine_button)
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=EXPORT_MS)
+    assert "nowhere" in error_boxes(dialog)[-1].text() and "nowhere" in dialog.status.text()
+    assert not (tmp_path / "out").exists()
+
