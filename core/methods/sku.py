@@ -1,0 +1,230 @@
+"""Selective Knowledge negation Unlearning (SKU): learn the harm, then subtract what was learned.
+
+Liu, Lai, Li, Zhang, Tian, Liu, Towards Safer Large Language Models through Machine Unlearning,
+arXiv 2402.10058, and the authors' code (franciscoliu/SKU, harmful_unlearn/unlearn_harm_new.py
+and utils.py).
+
+Stage 1, harmful knowledge acquisition: a LoRA adapter is trained by gradient DESCENT on
+
+    L = ε1·L_GD + ε2·L_RD + ε3·L_PD
+
+- L_GD (guided distortion): answer CE on the harmful (question, harmful answer) pairs.
+- L_RD (random disassociation): answer CE on each harmful question paired with K harmful answers
+  of OTHER questions, so the adapter learns harm that is not tied to one question.
+- L_PD (preservation divergence): −KL(p0 ‖ pθ) on normal data, which pushes the harmful adapter
+  away from normal behaviour so that negating it later leaves normal behaviour alone.
+Stage 2, knowledge negation: θ* = θ0 − λ·τ with τ the learned delta. For a LoRA delta s·B·A this
+is B → −λ·B, done in place on the adapter just before it is saved and evaluated
+(``finalize_adapter``); checkpoints keep the un-negated adapter so that a run can resume.
+
+Where we differ from the authors' code, and why:
+- L_RD covers the answer tokens only, as the paper describes. Their code computes the answer's
+  start as ``len(tokenizer(prefix))``, the number of keys of the tokenizer's output (2 or 3), so
+  it trains nearly the whole question too.
+- L_RD draws K answers for EACH question from the other harmful answers (distinct texts, never
+  the question's own answer), from a generator seeded by (run seed, step, row), so a resumed run
+  draws the same ones. Their code draws one set of K per batch from the whole pool with Python's
+  global RNG, the question's own answer included.
+- L_GD and L_RD mean the answer CE per sequence, then over sequences, as their code does; padding
+  is masked by the attention mask (their code masks token id 1, which is not padding for every
+  tokenizer).
+- L_PD: their code takes −KL over every position of the padded batch and is unbounded below:
+  minimising it drives KL → ∞, which only the step budget stops. Here the per-position KL is
+  clamped at ``kl_cap`` nats and averaged over the attention mask: L_PD = −mean min(KL_t, cap).
+  Positions that reached the cap stop pulling, so the term cannot run away and the loss stays
+  bounded in [−cap, 0]. (To first order, negating the adapter moves normal outputs as far from
+  p0 as the adapter did, so an uncapped push would hurt normal behaviour after negation.)
+- No full copies of the weights: p0 is the same network with the adapter off, and negation is
+  B → −λB on the adapter. The reference merges LoRA, then subtracts state dicts (3–4 A100s).
+- Defaults are the paper's (ε1 = ε2 = 2.5, ε3 = 1, K = 5, λ = 1); their script's defaults differ
+  (ε1 0.5, ε2 1, lr 2e-5).
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from ..data.templates import collate, pad_token_id_for, tokenize_example
+from ..errors import UserError
+from .base import (
+    Batch,
+    DataRoles,
+    Hyperparameter,
+    MethodContext,
+    UnlearningMethod,
+    forward_logits,
+)
+from .losses import sequence_nll
+from .registry import register
+
+PAPER = "SKU paper (arXiv 2402.10058)"
+LORA_B_NAMES = frozenset({"lora_B", "lora_embedding_B"})  # PEFT's up-projections, whose sign is the delta's
+
+
+# ---- pure pieces (tensors and lists in, tensors and lists out) ------------------------------------
+
+
+def answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over sequences of each sequence's mean answer-token CE (labels −100 on prompt and
+    padding take no part), as the authors' ``get_answer_loss("gd", ...)``. 0 for no answer tokens."""
+    return sequence_nll(logits, labels, reduction="mean").mean()
+
+
+def per_position_kl(logits_ref: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """KL(p0 ‖ pθ)_{b,t} = Σ_v p0(v)·(log p0(v) − log pθ(v)), [B, T], in fp32; p0 carries no gradient."""
+    log_p0 = F.log_softmax(logits_ref.detach().float(), dim=-1)
+    log_p = F.log_softmax(logits.float(), dim=-1)
+    return F.kl_div(log_p, log_p0, reduction="none", log_target=True).sum(dim=-1)
+
+
+def preservation_divergence(logits_ref: torch.Tensor, logits: torch.Tensor, attention_mask: torch.Tensor,
+                            cap: float) -> torch.Tensor:
+    """L_PD = −Σ_{b,t} m·min(KL_{b,t}, cap) / Σ m, with m the attention mask: the negated KL of the
+    adapter's model from the original, bounded in [−cap, 0]. 0 when the mask is empty."""
+    kl = per_position_kl(logits_ref, logits).clamp(max=cap)
+    weights = attention_mask.to(kl.dtype)
+    return -(kl * weights).sum() / weights.sum().clamp(min=1)
+
+
+def masked_mean_kl(logits_ref: torch.Tensor, logits: torch.Tensor, attention_mask: torch.Tensor) -> float:
+    """The unclamped mean KL(p0 ‖ pθ) over the attention mask (reported, not trained on)."""
+    kl = per_position_kl(logits_ref, logits)
+    weights = attention_mask.to(kl.dtype)
+    return float((kl * weights).sum() / weights.sum().clamp(min=1))
+
+
+def draw_seed(seed: int, step: int, row: int) -> int:
+    """A stable seed per (seed, step, row); crc32 because Python's str hash changes per process."""
+    return zlib.crc32(f"{seed}:{step}:{row}".encode())
+
+
+def draw_mismatched(true_answer: str, pool: list[str], k: int, generator: torch.Generator) -> list[str]:
+    """K answers from ``pool`` whose text differs from ``true_answer`` (after stripping): without
+    replacement while the pool lasts, with replacement when it holds fewer than K."""
+    others = [answer for answer in pool if answer.strip() != true_answer.strip()]
+    if not others:
+        raise ValueError("no harmful answer differs from the question's own")
+    if len(others) >= k:
+        chosen = torch.randperm(len(others), generator=generator)[:k]
+    else:
+        chosen = torch.randint(len(others), (k,), generator=generator)
+    return [others[i] for i in chosen.tolist()]
+
+
+def negate_lora(model: torch.nn.Module, scale: float) -> int:
+    """Multiply every LoRA up-projection (B, weight and bias) by −``scale`` in place, so each
+    module's delta s·B·A becomes −scale·s·B·A; returns how many tensors were changed."""
+    changed = 0
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if LORA_B_NAMES & set(name.split(".")):
+                param.mul_(-scale)
+                changed += 1
+    return changed
+
+
+# ---- the method -----------------------------------------------------------------------------------
+
+
+@register
+class SKU(UnlearningMethod):
+    name = "sku"
+    title = "SKU"
+    summary = ("Learn the harmful answers in a LoRA adapter (guided distortion, random disassociation, "
+               "preservation divergence), then negate the adapter.")
+    paper = "Liu et al., Towards Safer Large Language Models through Machine Unlearning (SKU), arXiv 2402.10058"
+    roles = DataRoles(required=("harmful", "normal"))
+    terms = ("distortion", "disassociation", "preservation")
+    # Harm should fall; the demo's forget persons are not SKU's target, so they should hold.
+    expected_moves: ClassVar[dict[str, str]] = {"harmful/harmful_rate": "down",
+                                                 **dict.fromkeys(("forget/value_acc", "forget/prob", "forget/rouge_l",
+                                                                  "forget_quality_log10", "mia/auc_min_k",
+                                                                  "secrets_forget/ma"), "hold")}
+    hyperparameters = (
+        Hyperparameter("distortion_weight", float, 2.5, "ε1, weight of the guided distortion (answer CE on the "
+                       "harmful pairs)", f"{PAPER}: ε1 = 2.5 (the authors' script defaults to 0.5)", minimum=0.0),
+        Hyperparameter("disassociation_weight", float, 2.5, "ε2, weight of the random disassociation (answer CE "
+                       "on harmful questions with other harmful answers)",
+                       f"{PAPER}: ε2 = 2.5 (the authors' script defaults to 1)", minimum=0.0),
+        Hyperparameter("preservation_weight", float, 1.0, "ε3, weight of the preservation divergence "
+                       "(−KL from the original model on normal data)", f"{PAPER}: ε3 = 1", minimum=0.0),
+        Hyperparameter("k", int, 5, "K, mismatched harmful answers per harmful question",
+                       f"{PAPER} and the authors' code: K = 5", minimum=1),
+        Hyperparameter("negation_lambda", float, 1.0, "λ, how much of the learned adapter is subtracted "
+                       "(B → −λB at the end)", f"{PAPER}: θ* = θ0 − λτ with λ = 1", minimum=0.0),
+        Hyperparameter("kl_cap", float, 0.1, "per-token KL (nats) above which the preservation divergence "
+                       "stops pushing", "ours: bounds the authors' unbounded −KL; on the demo a cap of 1 doubled "
+                       "the damage to general text after negation, 0.1 kept it small", minimum=1e-6,
+                       advanced=True),
+    )
+
+    def __init__(self, params=None):
+        super().__init__(params)
+        self.seed: int | None = None  # drawn in prepare from the run's seeded RNG; kept in checkpoints
+        self._answers: list[str] = []  # distinct harmful answer texts, the pool for L_RD
+        self._max_length = 0
+
+    def prepare(self, context: MethodContext, batches: dict[str, list[Batch]]) -> None:
+        """Collect the pool of harmful answers and fix the seed of the mismatched draws."""
+        harmful = context.data.get("harmful")
+        if harmful is None:
+            raise ValueError("SKU.prepare needs the harmful role's data in context.data")
+        self._answers = list(dict.fromkeys(row["answer"] for row in harmful.loaded.rows))
+        if len(self._answers) < 2:
+            raise UserError("SKU's random disassociation needs at least two different harmful answers, "
+                            f"but the harmful data has {len(self._answers)}",
+                            "Add harmful questions with different answers to [data.harmful].")
+        # Mismatched pairs are cut to the widest harmful example, which the run's max_length bounds.
+        self._max_length = max(len(example["input_ids"]) for example in harmful.examples)
+        if self.seed is None:
+            # The runner seeds torch right before the LoRA weights are drawn, so this follows the run seed.
+            self.seed = int(torch.randint(0, 2**31 - 1, (1,)))
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("seed") is not None:
+            self.seed = int(state["seed"])
+
+    def mismatched_batch(self, context: MethodContext, batch: Batch) -> Batch:
+        """Each harmful question of ``batch`` with K other harmful answers, tokenized with the
+        role's template (loss on the answer tokens only)."""
+        if self.seed is None:
+            raise RuntimeError("SKU.prepare must run before loss_terms")
+        harmful = context.data["harmful"]
+        examples = []
+        for row_index in batch.extra["index"].tolist():
+            row = harmful.loaded.rows[row_index]
+            generator = torch.Generator().manual_seed(draw_seed(self.seed, context.step, row_index))
+            for answer in draw_mismatched(row["answer"], self._answers, self.params["k"], generator):
+                pair = {"question": row["question"], "answer": answer, "_origin": row.get("_origin")}
+                examples.append(tokenize_example(pair, harmful.template, context.tokenizer, self._max_length,
+                                                 warnings=[]))
+        tensors = collate(examples, pad_token_id_for(context.tokenizer))
+        return Batch(tensors["input_ids"], tensors["attention_mask"], tensors["labels"]).to(batch.input_ids.device)
+
+    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> dict[str, torch.Tensor]:
+        harmful, normal = batch["harmful"], batch["normal"]
+        mismatched = self.mismatched_batch(context, harmful)
+        logits_normal = forward_logits(context.model, normal)
+        with context.original_model() as original:
+            logits_ref = forward_logits(original, normal)
+        context.report({"sku/normal_kl": masked_mean_kl(logits_ref, logits_normal.detach(), normal.attention_mask)})
+        p = self.params
+        return {
+            "distortion": p["distortion_weight"] * answer_loss(forward_logits(context.model, harmful), harmful.labels),
+            "disassociation": p["disassociation_weight"] * answer_loss(
+                forward_logits(context.model, mismatched), mismatched.labels),
+            "preservation": p["preservation_weight"] * preservation_divergence(
+                logits_ref, logits_normal, normal.attention_mask, p["kl_cap"]),
+        }
+
+    def finalize_adapter(self, model: torch.nn.Module) -> None:
+        """Stage 2: the adapter becomes −λ times what it learned (B → −λB)."""
+        if negate_lora(model, self.params["negation_lambda"]) == 0:
+            raise RuntimeError("SKU found no LoRA up-projection (lora_B) to negate")
