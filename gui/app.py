@@ -50,4 +50,8 @@ def main(project: str | None = None, store: str | None = None) -> int:
     app = create_application()
     window = build_main_window(project, store)
     window.show()
-    return app.exec()
+    try:
+        return app.exec()
+    finally:
+        if window.store is not None:
+            window.store.close()

@@ -1,14 +1,17 @@
-"""The main window: the projects in the store, and the open project's data sets, model and config."""
+"""The main window: the projects in the store; the open project's runs (with the live monitor and
+the evaluation of the selected run), data sets, model and config; and the run actions."""
 
 from __future__ import annotations
 
 import shlex
+import shutil
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QFont, QFontDatabase, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QFileDialog,
     QFormLayout,
     QHeaderView,
@@ -16,6 +19,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -26,12 +30,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from typing import TYPE_CHECKING
+
 from unlearn_studio.core.config import RunConfig
-from unlearn_studio.core.project_summary import DatasetSummary, ModelSummary, summarize_dataset, summarize_model
-from unlearn_studio.core.store import Store
 
 from .error_dialog import show_error
+from .runs_panel import RunsPanel
 from .worker import JobRunner
+
+if TYPE_CHECKING:
+    from unlearn_studio.core.project_summary import DatasetSummary, ModelSummary
+    from unlearn_studio.core.store import Store
 
 APP_NAME = "Unlearn Studio"
 DATASET_COLUMNS = ("Role", "File", "Format", "Kind", "Rows", "Check")
@@ -67,6 +76,9 @@ class ProjectPage(QWidget):
         self.subtitle.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.tabs = QTabWidget()
+        self.tabs.setObjectName("projectTabs")
+        self.runs = RunsPanel(jobs)
+        self.tabs.addTab(self.runs, "Runs")
         self.datasets = QTableWidget(0, len(DATASET_COLUMNS))
         self.datasets.setObjectName("datasetsTable")
         self.datasets.setHorizontalHeaderLabels(DATASET_COLUMNS)
@@ -142,8 +154,8 @@ class ProjectPage(QWidget):
         self.model_form.addRow("Model:", QLabel(f"{config.model.path} (reading…)"))
         self._outstanding = len(config.data) + 1
         for role in config.data:
-            self.jobs.start(lambda role=role: summarize_dataset(config, role), self._show_dataset, self._job_failed)
-        self.jobs.start(lambda: summarize_model(config), self._show_model, self._job_failed)
+            self.jobs.start(lambda role=role: _summarize_dataset(config, role), self._show_dataset, self._job_failed)
+        self.jobs.start(lambda: _summarize_model(config), self._show_model, self._job_failed)
 
     def _fill_dataset_rows(self, config: RunConfig) -> None:
         self.summaries = {}
@@ -233,6 +245,19 @@ class ProjectPage(QWidget):
             self.summaries_done.emit()
 
 
+def _summarize_dataset(config: RunConfig, role: str) -> DatasetSummary:
+    # project_summary pulls in torch and transformers: imported on the worker, never at start-up.
+    from unlearn_studio.core.project_summary import summarize_dataset
+
+    return summarize_dataset(config, role)
+
+
+def _summarize_model(config: RunConfig) -> ModelSummary:
+    from unlearn_studio.core.project_summary import summarize_model
+
+    return summarize_model(config)
+
+
 def _selectable(text: str) -> QLabel:
     label = QLabel(text)
     label.setWordWrap(True)
@@ -241,10 +266,14 @@ def _selectable(text: str) -> QLabel:
 
 
 class MainWindow(QMainWindow):
+    run_started = Signal(object)  # the RunSession of a run just started
+
     def __init__(self, store: Store | None, parent: QWidget | None = None):
         super().__init__(parent)
         self.store = store
         self.jobs = JobRunner(self)
+        self.session = None  # the run in progress (one at a time: one copy of the weights in memory)
+        self.project_id: int | None = None
         self.setWindowTitle(APP_NAME)
 
         self.projects = QListWidget()
@@ -252,6 +281,7 @@ class MainWindow(QMainWindow):
         self.projects.setWordWrap(True)
         self.projects.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.projects.itemActivated.connect(self._project_activated)
+        self.projects.itemClicked.connect(self._project_activated)
         projects_panel = QWidget()
         projects_layout = QVBoxLayout(projects_panel)
         heading = QLabel("Projects")
@@ -260,32 +290,99 @@ class MainWindow(QMainWindow):
         projects_layout.addWidget(self.projects)
 
         self.page = ProjectPage(self.jobs)
+        self.runs = self.page.runs
+        self.runs.selection_changed.connect(self._update_actions)
+        self.runs.monitor.resume_requested.connect(self.resume_run)
+        self.runs.evaluation.failed.connect(self._evaluation_failed)
         splitter = QSplitter()
         splitter.addWidget(projects_panel)
         splitter.addWidget(self.page)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([220, 780])
+        splitter.setSizes([220, 880])
         self.setCentralWidget(splitter)
-
-        open_action = QAction("&Open project…", self)
-        open_action.setShortcut(QKeySequence.StandardKey.Open)
-        open_action.triggered.connect(self._choose_project)
-        reload_action = QAction("&Reload", self)
-        reload_action.setShortcut(QKeySequence.StandardKey.Refresh)
-        reload_action.triggered.connect(lambda: self.page.project_path and self.open_project(self.page.project_path))
-        quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        file_menu = self.menuBar().addMenu("&File")
-        for action in (open_action, reload_action, quit_action):
-            file_menu.addAction(action)
-        toolbar = self.addToolBar("Project")
-        toolbar.setObjectName("projectToolbar")
-        toolbar.addAction(open_action)
-        toolbar.addAction(reload_action)
-
+        self._make_actions()
         self.statusBar().showMessage(f"Project store: {store.path}" if store else "No project store open")
         self._restore_geometry()
+        self._update_actions()
+
+    # ---- actions -----------------------------------------------------------------------------------
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(lambda *_: slot())
+        return action
+
+    def _make_actions(self) -> None:
+        self.open_action = self._action("&Open project…", self._choose_project, QKeySequence.StandardKey.Open,
+                                        "Open a project file (.toml)")
+        self.reload_action = self._action("&Reload project", self._reload, QKeySequence.StandardKey.Refresh,
+                                          "Read the project file again")
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.new_run_action = self._action("&New run…", self.new_run, QKeySequence.StandardKey.New,
+                                           "Set up and start a run: model, method, data, review")
+        self.rerun_action = self._action("&Re-run", self.rerun, None, "Start the selected run again with its config")
+        self.clone_action = self._action("&Clone…", self.clone_run, None,
+                                         "Open the wizard on the selected run's config to change it and start")
+        self.stop_action = self._action("&Stop && save", self.stop_run, None,
+                                        "End the run in progress after this step, keeping its adapter")
+        self.resume_action = self._action("Res&ume from checkpoint", lambda: self.resume_run(), None,
+                                          "Continue an interrupted run from its last checkpoint")
+        self.export_action = self._action("&Export…", self.export_run, None, "Export the selected run's adapter")
+        self.delete_action = self._action("&Delete run…", self.delete_run, QKeySequence.StandardKey.Delete,
+                                          "Remove the selected run from the project (its files are kept unless asked)")
+        self.compare_action = self._action("Com&pare two runs", self.compare_runs, None,
+                                           "Compare the two selected runs side by side")
+        self.extsub_action = self._action("Combine adapters (E&xt-Sub)…", self.combine_adapters, None,
+                                          "Subtract an anti-expert adapter's deficiency from an expert adapter")
+        file_menu = self.menuBar().addMenu("&File")
+        for action in (self.open_action, self.reload_action):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        run_menu = self.menuBar().addMenu("&Run")
+        for action in (self.new_run_action, self.rerun_action, self.clone_action, None, self.stop_action,
+                       self.resume_action, None, self.export_action, self.compare_action, None, self.delete_action):
+            run_menu.addSeparator() if action is None else run_menu.addAction(action)
+        tools_menu = self.menuBar().addMenu("&Tools")
+        tools_menu.addAction(self.extsub_action)
+        toolbar = self.addToolBar("Project")
+        toolbar.setObjectName("projectToolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for action in (self.open_action, self.reload_action, None, self.new_run_action, self.rerun_action,
+                       self.clone_action, self.stop_action, self.resume_action, None, self.export_action,
+                       self.compare_action, self.delete_action):
+            toolbar.addSeparator() if action is None else toolbar.addAction(action)
+
+    def _writable(self) -> bool:
+        return self.store is not None and not self.store.readonly
+
+    def _running(self) -> bool:
+        return self.session is not None and self.session.running
+
+    def _update_actions(self) -> None:
+        runs = self.runs.selected_runs()
+        one = runs[0] if len(runs) == 1 else None
+        writable, running = self._writable(), self._running()
+        has_project = self.page.config is not None
+        self.new_run_action.setEnabled(writable and has_project and not running)
+        self.rerun_action.setEnabled(writable and one is not None and not running)
+        self.clone_action.setEnabled(writable and one is not None and not running)
+        self.stop_action.setEnabled(running)
+        from .monitor import RESUMABLE, _has_checkpoint
+
+        self.resume_action.setEnabled(writable and not running and one is not None
+                                      and one["status"] in RESUMABLE and _has_checkpoint(one))
+        self.export_action.setEnabled(one is not None and one["status"] in ("finished", "stopped"))
+        self.compare_action.setEnabled(len(runs) == 2)
+        is_live = one is not None and running and self.session.run_id == one["id"]
+        self.delete_action.setEnabled(writable and bool(runs) and not is_live)
+
+    # ---- projects ----------------------------------------------------------------------------------
 
     def open_project(self, path: Path) -> bool:
         """Load a project file and show it; a bad file gets the error dialog and changes nothing."""
@@ -295,12 +392,21 @@ class MainWindow(QMainWindow):
         except Exception as error:  # UserError for bad files; anything else is shown with its traceback
             show_error(self, error)
             return False
-        if self.store is not None and not self.store.readonly:
-            self.store.ensure_project(config.name, path)
+        self.project_id = None
+        if self._writable():
+            self.project_id = self.store.ensure_project(config.name, path)
+        elif self.store is not None:
+            self.project_id = next((p["id"] for p in self.store.projects() if Path(p["path"]) == path), None)
         self.setWindowTitle(f"{config.name} — {APP_NAME}")
         self.page.show_project(path, config)
+        self.runs.show_project(self.store, self.project_id)
         self._refresh_projects(path)
+        self._update_actions()
         return True
+
+    def _reload(self) -> None:
+        if self.page.project_path:
+            self.open_project(self.page.project_path)
 
     def _refresh_projects(self, current: Path | None = None) -> None:
         self.projects.clear()
@@ -313,21 +419,206 @@ class MainWindow(QMainWindow):
                 self.projects.setCurrentItem(item)
 
     def _project_activated(self, item: QListWidgetItem) -> None:
-        self.open_project(Path(item.data(Qt.ItemDataRole.UserRole)))
+        path = Path(item.data(Qt.ItemDataRole.UserRole))
+        if path != self.page.project_path:
+            self.open_project(path)
 
     def _choose_project(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open project", "", "Project files (*.toml)")
         if path:
             self.open_project(Path(path))
 
+    # ---- runs --------------------------------------------------------------------------------------
+
+    def new_run(self, config: RunConfig | None = None):
+        """Open the wizard on ``config`` (default: the open project's); Start saves and runs it."""
+        from .wizard import NewRunWizard
+
+        base = config or self.page.config
+        if base is None:
+            return None
+        wizard = NewRunWizard(self.jobs, base, self.page.project_path,
+                              store_path=self.store.path if self.store else None, parent=self)
+        wizard.accepted.connect(lambda: self._wizard_accepted(wizard))
+        wizard.open()
+        self.wizard = wizard
+        return wizard
+
+    def _wizard_accepted(self, wizard) -> None:
+        path = Path(wizard.project_path).expanduser().resolve()
+        config = wizard.result_config()
+        if not (wizard.unchanged() and path == wizard.base_path):
+            try:
+                config.save(path)
+            except Exception as error:
+                show_error(self, error)
+                return
+        if self.open_project(path):
+            self.start_run(RunConfig.load(path))
+
+    def start_run(self, config: RunConfig, resume: str | Path | None = None):
+        """Start ``config`` as a run of the open project (or continue one from ``resume``)."""
+        from .run_session import RunSession
+
+        if self._running():
+            show_error(self, _user_error("A run is already in progress",
+                                         "Wait for it to end, or stop it (Run ▸ Stop & save) first."))
+            return None
+        session = RunSession(self.jobs, self.store if self._writable() else None, config,
+                             project_id=self.project_id, resume=resume, parent=self)
+        session.event.connect(lambda event: self._session_event(session, event))
+        session.ended.connect(lambda result: self._session_ended(session, result))
+        session.crashed.connect(lambda error, trace: self._session_crashed(session, error, trace))
+        self.session = session
+        self.runs.follow(session)
+        self.page.tabs.setCurrentWidget(self.runs)
+        session.start()
+        self.statusBar().showMessage(f"Starting a {config.method.name} run…")
+        self._update_actions()
+        self.run_started.emit(session)
+        return session
+
+    def _session_event(self, session, event) -> None:
+        from unlearn_studio.core.events import EvaluationEvent, FailedEvent, FinishedEvent, StatusEvent
+
+        if isinstance(event, StatusEvent) and event.status in ("running", "resumed") and self.store is not None:
+            if session.run_id and session.run_id not in self.runs.table.run_ids():
+                self.runs.select_run(session.run_id)
+            else:
+                self.runs.refresh()
+        if isinstance(event, (StatusEvent, FinishedEvent, FailedEvent)):
+            self.statusBar().showMessage(f"Run {session.run_id[:8]}: {event.status}")
+            if isinstance(event, StatusEvent) and event.status == "paused":
+                self.runs.refresh()
+        if isinstance(event, FailedEvent) and event.status == "failed":
+            show_error(self, _user_error(event.message, event.fix or "See the run's log."), event.traceback)
+        if isinstance(event, EvaluationEvent) and event.phase == "after":
+            self.runs.evaluation.set_run(self.store, session.run_id)
+
+    def _session_ended(self, session, result) -> None:
+        self.runs.monitor.detach() if self.runs.monitor.session is session else None
+        if self.store is not None and result.run_id:
+            self.runs.select_run(result.run_id, reload=True)
+        self.statusBar().showMessage(f"Run {result.run_id[:8]} {result.status} after {result.steps} steps")
+        self._update_actions()
+
+    def _session_crashed(self, session, error: Exception, trace: str) -> None:
+        """The run did not start (bad input is a UserError); one dialog, and the run's log."""
+        self.runs.monitor.append_log("error", str(error))
+        self.runs.monitor.status.setText("Did not start")
+        self.runs.monitor.detach()
+        show_error(self, error, trace)
+        self._update_actions()
+
+    def _evaluation_failed(self, run_id: str, error: Exception, trace: str) -> None:
+        if self.runs.monitor.run_id == run_id:
+            self.runs.monitor.append_log("error", f"Evaluation: {error}")
+        show_error(self, error, trace)
+
+    def _one_selected(self) -> dict | None:
+        runs = self.runs.selected_runs()
+        return runs[0] if len(runs) == 1 else None
+
+    def rerun(self):
+        run = self._one_selected()
+        return self.start_run(self.store.run_config(run["id"])) if run else None
+
+    def clone_run(self):
+        run = self._one_selected()
+        return self.new_run(self.store.run_config(run["id"])) if run else None
+
+    def stop_run(self) -> None:
+        if self._running():
+            self.runs.monitor.attach(self.session)
+            self.runs.monitor.stop_and_save()
+
+    def resume_run(self, run_id: str | None = None):
+        run = self.store.run(run_id) if run_id else self._one_selected()
+        if run is None:
+            return None
+        return self.start_run(self.store.run_config(run["id"]), resume=run["output_dir"])
+
+    def export_run(self):
+        run = self._one_selected()
+        if run is None:
+            return None
+        try:
+            from .export_dialog import ExportDialog
+        except ImportError:
+            show_error(self, _user_error("Export is not part of this installation", "Update Unlearn Studio."))
+            return None
+        dialog = ExportDialog(self.store, run["id"], self.jobs, parent=self)
+        dialog.open()
+        return dialog
+
+    def compare_runs(self) -> None:
+        runs = self.runs.selected_runs()
+        if len(runs) == 2:
+            self.runs._compare(runs[0]["id"], runs[1]["id"])
+
+    def combine_adapters(self):
+        try:
+            from .extsub_dialog import ExtSubDialog
+        except ImportError:
+            show_error(self, _user_error("Ext-Sub adapter arithmetic is not part of this installation",
+                                         "Update Unlearn Studio."))
+            return None
+        dialog = ExtSubDialog(self.jobs, parent=self)
+        dialog.open()
+        return dialog
+
+    def delete_run(self, *, confirm: bool = True, delete_files: bool = False) -> bool:
+        """Remove the selected runs from the store after a confirmation; files only when asked."""
+        runs = self.runs.selected_runs()
+        if not runs or not self._writable():
+            return False
+        if self._running() and any(r["id"] == self.session.run_id for r in runs):
+            show_error(self, _user_error("The run in progress cannot be deleted", "Stop or cancel it first."))
+            return False
+        if confirm:
+            box = QMessageBox(QMessageBox.Icon.Question, "Delete run",
+                              f"Delete {len(runs)} run{'s' if len(runs) > 1 else ''} from the project? Its metrics "
+                              "and evaluation records are removed from the project store.",
+                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+            box.setObjectName("deleteRunDialog")
+            files = QCheckBox("Also delete the files on disk (adapter, checkpoints, evaluation):\n"
+                              + "\n".join(r["output_dir"] or "–" for r in runs))
+            box.setCheckBox(files)
+            if box.exec() != QMessageBox.StandardButton.Yes:
+                return False
+            delete_files = files.isChecked()
+        for run in runs:
+            self.store.delete_run(run["id"])
+            folder = Path(run["output_dir"] or "")
+            # Only a folder the engine made (it holds the run's config snapshot) is ever removed.
+            if delete_files and folder.name == run["id"] and (folder / "config.toml").is_file():
+                shutil.rmtree(folder, ignore_errors=True)
+        self.runs.refresh()
+        self.runs._selection_changed()
+        self._update_actions()
+        return True
+
+    # ---- window ------------------------------------------------------------------------------------
+
     def _restore_geometry(self) -> None:
         geometry = QSettings().value("main_window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1100, 680)
+            self.resize(1200, 780)
 
     def closeEvent(self, event) -> None:
+        """Quitting cancels a run in progress and waits for it (and every other job) to end, so the
+        store and the project's files are left complete; the run can be resumed later."""
         QSettings().setValue("main_window/geometry", self.saveGeometry())
-        self.jobs.wait()
+        if self._running():
+            self.statusBar().showMessage("Cancelling the run in progress before quitting…")
+            self.session.cancel()
+        self.jobs.shut_down()
         super().closeEvent(event)
+
+
+def _user_error(problem: str, fix: str):
+    from unlearn_studio.core.errors import UserError
+
+    return UserError(problem, fix)

@@ -53,6 +53,7 @@ class JobRunner(QObject):
         self._callbacks: dict[int, tuple[Callable[[Any], None], Callable[[Exception, str], None]]] = {}
         self._item_callbacks: dict[int, Callable[[Any], None]] = {}
         self._next_id = 0
+        self._shut_down = False
 
     def start(self, function: Callable[[], Any], on_finished: Callable[[Any], None],
               on_failed: Callable[[Exception, str], None]) -> int:
@@ -85,20 +86,34 @@ class JobRunner(QObject):
         """Wait for every started job (used when the window closes)."""
         return self.pool.waitForDone(msecs)
 
+    def shut_down(self) -> None:
+        """Wait for every job, then drop what they still report: the widgets and the store their
+        callbacks would touch are being closed."""
+        self.wait()
+        self._shut_down = True
+        self._callbacks.clear()
+        self._item_callbacks.clear()
+
     @Slot(int, object)
     def _deliver_item(self, job_id: int, item: Any) -> None:
+        if self._shut_down:
+            return
         on_item = self._item_callbacks.get(job_id)
         if on_item is not None:
             on_item(item)
 
     @Slot(int, object)
     def _deliver_result(self, job_id: int, result: Any) -> None:
+        if self._shut_down:
+            return
         on_finished, _ = self._callbacks.pop(job_id)
         self._item_callbacks.pop(job_id, None)
         on_finished(result)
 
     @Slot(int, object, str)
     def _deliver_error(self, job_id: int, error: Exception, trace: str) -> None:
+        if self._shut_down:
+            return
         _, on_failed = self._callbacks.pop(job_id)
         self._item_callbacks.pop(job_id, None)
         on_failed(error, trace)

@@ -62,10 +62,12 @@ def test_demo_project_lists_data_sets_and_model_facts(qtbot, window, screenshot)
     assert "q: " in facts["LoRA targets"] and "down: " in facts["LoRA targets"]
 
     window.page.tabs.setCurrentIndex(0)
-    screenshot(window, "main_window_datasets")
+    screenshot(window, "main_window_runs_empty")
     window.page.tabs.setCurrentIndex(1)
-    screenshot(window, "main_window_model")
+    screenshot(window, "main_window_datasets")
     window.page.tabs.setCurrentIndex(2)
+    screenshot(window, "main_window_model")
+    window.page.tabs.setCurrentIndex(3)
     assert window.page.toml.toPlainText() == config.to_toml()
     screenshot(window, "main_window_config")
 
@@ -125,6 +127,7 @@ def test_application_has_the_desktop_entry_name_and_icon(qtbot):
 
 def test_selecting_a_data_set_previews_its_first_rows(qtbot, window, screenshot):
     open_and_wait(qtbot, window, demo_project())
+    window.page.tabs.setCurrentIndex(1)
     window.page.datasets.selectRow(1)  # retain
     preview = window.page.preview
     headers = [preview.horizontalHeaderItem(c).text() for c in range(preview.columnCount())]

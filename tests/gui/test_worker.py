@@ -40,3 +40,12 @@ def test_a_failing_job_reports_its_exception_and_traceback(qtbot):
     error, trace = failures[0]
     assert isinstance(error, ValueError) and "bad input" in trace
     assert not jobs.busy
+
+
+def test_after_shut_down_late_reports_are_dropped(qtbot):
+    jobs = JobRunner()
+    delivered = []
+    job_id = jobs.start(lambda: "late", delivered.append, lambda error, trace: delivered.append(error))
+    jobs.shut_down()  # the job has ended; its result is still queued for the GUI thread
+    jobs._deliver_result(job_id, "late")  # what the queued signal does when the event loop runs
+    assert delivered == [] and not jobs.busy

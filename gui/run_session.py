@@ -1,0 +1,97 @@
+"""One run started from the app: the engine in a background job, its events as Qt signals.
+
+The session owns the run's ``RunControl`` (pause, resume, stop and save, cancel: all cooperative,
+checked by the engine between steps) and learns the run id from the first event. Every engine
+event reaches ``event`` on the GUI thread, already batched (≤ 20 Hz) by the engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from unlearn_studio.core.config import RunConfig
+from unlearn_studio.core.control import RunControl
+from unlearn_studio.core.events import Event, FailedEvent, FinishedEvent
+
+from .worker import JobRunner
+
+
+def _execute(config: RunConfig, store, project_id: int | None, control: RunControl, resume, report):
+    # torch and transformers load on the worker thread, so the window never waits for them.
+    from unlearn_studio.core.run_evaluation import RunEvaluator
+    from unlearn_studio.core.runner import execute
+
+    evaluator = RunEvaluator(config) if config.evaluation.suite != "none" else None
+    return execute(config, store=store, project_id=project_id, listener=report, control=control,
+                   resume=resume, evaluate_fn=evaluator)
+
+
+class RunSession(QObject):
+    event = Signal(object)  # every engine event, in order
+    ended = Signal(object)  # the RunResult (finished, stopped, cancelled or failed)
+    crashed = Signal(object, str)  # an exception before the run started (bad input), and its traceback
+
+    def __init__(self, jobs: JobRunner, store, config: RunConfig, *, project_id: int | None = None,
+                 resume: str | Path | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.jobs = jobs
+        self.store = store
+        self.config = config
+        self.project_id = project_id
+        self.resume_from = resume
+        self.control = RunControl()
+        self.run_id = ""
+        self.status = "starting"
+        self.result = None
+        self.running = False
+
+    def start(self) -> None:
+        config, store, project_id, control, resume = (self.config, self.store, self.project_id, self.control,
+                                                      self.resume_from)
+        self.running = True
+        self.jobs.start_streaming(lambda report: _execute(config, store, project_id, control, resume, report),
+                                  self._on_event, self._on_finished, self._on_failed)
+
+    # ---- requests (cooperative: the engine acts on them between steps) ---------------------------
+
+    def pause(self) -> None:
+        self.control.pause()
+
+    def resume(self) -> None:
+        self.control.resume()
+
+    def stop_and_save(self) -> None:
+        self.control.stop_and_save()
+
+    def cancel(self) -> None:
+        self.control.cancel()
+
+    @property
+    def paused(self) -> bool:
+        return self.control.paused
+
+    # ---- from the worker (on the GUI thread) -----------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        if not self.run_id and event.run_id:
+            self.run_id = event.run_id
+        status = getattr(event, "status", None)
+        if status is not None and isinstance(status, str):
+            self.status = status
+        if isinstance(event, (FinishedEvent, FailedEvent)):
+            self.status = event.status
+        self.event.emit(event)
+
+    def _on_finished(self, result) -> None:
+        self.running = False
+        self.result = result
+        self.run_id = self.run_id or result.run_id
+        self.status = result.status
+        self.ended.emit(result)
+
+    def _on_failed(self, error: Exception, trace: str) -> None:
+        self.running = False
+        self.status = "failed"
+        self.crashed.emit(error, trace)

@@ -1,0 +1,100 @@
+"""The new-run wizard: Model → Method → Data → Review.
+
+The method comes before the data because the method decides which data roles a run needs
+(GradDiff: forget and retain; SKU: harmful and normal; Ext-Sub: expert and anti-expert): a person
+first says how to unlearn, then the data page asks for exactly those files, instead of asking for
+files that a later choice makes useless. The wizard edits one draft RunConfig; on Start it is
+saved as a project file, the single source of truth that the command line can run too.
+"""
+
+from __future__ import annotations
+
+import copy
+import shlex
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QWidget, QWizard
+
+from unlearn_studio.core.config import RunConfig
+from unlearn_studio.core.project_files import rebased, suggest_project_path
+
+from ..worker import JobRunner
+from .data_page import DataPage
+from .method_page import MethodPage
+from .model_page import ModelPage
+from .review_page import ReviewPage
+
+
+def _all_methods():
+    from unlearn_studio.core.methods.registry import all_methods
+
+    return all_methods()
+
+
+class NewRunWizard(QWizard):
+    methods_loaded = Signal()
+
+    def __init__(self, jobs: JobRunner, config: RunConfig, project_path: Path | None, *,
+                 store_path: Path | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("newRunWizard")
+        self.setWindowTitle("New run")
+        self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
+        self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
+        self.jobs = jobs
+        self.base_config = copy.deepcopy(config)
+        self.base_path = Path(project_path) if project_path else None
+        self.draft = copy.deepcopy(config)
+        self.store_path = store_path
+        self.project_path = self.base_path or suggest_project_path(config)
+        self.methods: list = []
+
+        self.model_page = ModelPage(self)
+        self.method_page = MethodPage(self)
+        self.data_page = DataPage(self)
+        self.review_page = ReviewPage(self)
+        for page in (self.model_page, self.method_page, self.data_page, self.review_page):
+            self.addPage(page)
+        self.review_page.initialize_buttons(self)
+        self.resize(980, 720)
+        jobs.start(_all_methods, self._methods_arrived, self._methods_failed)
+
+    # ---- methods ---------------------------------------------------------------------------------
+
+    def _methods_arrived(self, methods) -> None:
+        self.methods = list(methods)
+        if self.currentPage() is self.method_page:
+            self.method_page.show_methods(self.methods)
+        self.method_page.completeChanged.emit()
+        self.methods_loaded.emit()
+
+    def _methods_failed(self, error: Exception, trace: str) -> None:
+        from ..error_dialog import show_error
+
+        show_error(self, error, trace)
+
+    def method_class(self):
+        return next(cls for cls in self.methods if cls.name == self.draft.method.name)
+
+    # ---- the result ------------------------------------------------------------------------------
+
+    def unchanged(self) -> bool:
+        """The draft is the project the wizard started from: the run uses that file as it is."""
+        return self.base_path is not None and self.draft == self.base_config
+
+    def suggest_path(self) -> Path:
+        if self.unchanged():
+            return self.base_path
+        folder = self.base_path.parent if self.base_path else None
+        return suggest_project_path(self.draft, folder)
+
+    def command_line(self) -> str:
+        command = f"unlearn-studio run {shlex.quote(str(self.project_path))}"
+        if self.store_path is not None:
+            command += f" --store {shlex.quote(str(self.store_path))}"
+        return command
+
+    def result_config(self) -> RunConfig:
+        """The draft as it will be saved at ``project_path`` (relative paths rebased to its folder)."""
+        return rebased(self.draft, Path(self.project_path).expanduser().resolve().parent)

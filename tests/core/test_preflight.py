@@ -1,0 +1,64 @@
+"""Memory estimate, pre-flight checks and the data preview the wizard shows (demo model, no weights loaded)."""
+
+import copy
+
+from unlearn_studio.core.config import DataSource, RunConfig
+from unlearn_studio.core.data_preview import preview_role
+from unlearn_studio.core.memory_estimate import estimate_memory, format_bytes
+from unlearn_studio.core.paths import projects_dir
+from unlearn_studio.core.preflight import ERROR, OK, preflight
+
+
+def graddiff():
+    return RunConfig.load(projects_dir() / "grad_diff.toml")
+
+
+def test_estimate_counts_lora_parameters_exactly_and_grows_with_the_batch():
+    config = graddiff()
+    estimate = estimate_memory(config)
+    # The runner reports 110,592 trainable parameters for this project; the estimate counts them
+    # from the module shapes of the meta-device model.
+    assert estimate.lora_parameters == 110_592
+    assert estimate.adapter == estimate.gradients == 4 * 110_592 and estimate.optimizer == 2 * estimate.adapter
+    assert estimate.forward_passes == 2  # forget and retain
+    bigger = copy.deepcopy(config)
+    bigger.training.batch_size *= 2
+    assert estimate_memory(bigger).activations == 2 * estimate.activations
+    assert "estimate" in estimate.summary() and format_bytes(3 * 2**20) == "3.0 MB"
+
+
+def test_preflight_passes_the_demo_and_names_what_is_wrong():
+    checks = preflight(graddiff())
+    assert checks.ok and checks.estimate is not None
+    assert [c.level for c in checks.checks[:3]] == [OK, OK, OK]
+
+    missing_role = graddiff()
+    del missing_role.data["retain"]
+    result = preflight(missing_role)
+    assert not result.ok and any("retain" in c.detail for c in result.checks if c.level == ERROR)
+
+    huge = graddiff()
+    huge.training.batch_size, huge.training.max_length = 4096, 4096
+    result = preflight(huge)
+    assert not result.ok and any("more than is free" in c.title for c in result.checks)
+
+    fp16 = graddiff()
+    fp16.model.device, fp16.training.mixed_precision = "cpu", "fp16"
+    assert any("fp16" in c.title and c.level == ERROR for c in preflight(fp16).checks)
+
+
+def test_preview_role_shows_rows_bad_rows_and_the_decoded_first_batch(tmp_path):
+    config = graddiff()
+    good = preview_role(config, "forget")
+    assert good.valid and good.kind == "qa" and good.rows > 0
+    assert good.batch and "«" in good.batch[0].text and good.batch[0].n_trained > 0
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "Q?", "answer": "A."}\n{"question": "Q2?", "answer": ["x"]}\n', encoding="utf-8")
+    config.data["forget"] = DataSource(str(bad))
+    result = preview_role(config, "forget")
+    assert not result.valid and result.bad_rows == 1 and "bad.jsonl:2" in result.row_errors[0]
+
+    config.data["forget"] = DataSource(str(tmp_path / "missing.jsonl"))
+    missing = preview_role(config, "forget")
+    assert missing.error is not None and not missing.valid
