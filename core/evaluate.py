@@ -94,7 +94,7 @@ from unlearn_studio.core.metrics import (
 )
 from unlearn_studio.core.paths import demo_data_dir, demo_retain_model_dir
 
-METRICS_VERSION = 1  # bump when a measurement changes: it is part of every cache key
+METRICS_VERSION = 2  # bump when a measurement changes: it is part of every cache key
 ITEMS_FILE = "eval_items.json"
 QA_MAX_NEW_TOKENS = 48
 HARMFUL_MAX_NEW_TOKENS = 96  # step-by-step answers are long
@@ -230,6 +230,9 @@ DEMO_SETS = (
     ("secrets_holdout", "secrets_holdout.jsonl", "holdout", "memorization"),
     ("saga_mcq", "saga_mcq.jsonl", "mcq", "mcq"),
     ("neighbour_mcq", "neighbour_mcq.jsonl", "mcq", "mcq"),
+    # Questions about the saga answered freely: what a model erasing the saga says in its place
+    # (value accuracy, and repetition on saga prompts, "saga_qa/rep_4").
+    ("saga_qa", "saga_qa.jsonl", "forget", "qa"),
     ("harmful", "harmful_eval.jsonl", "harmful", "qa"),
     ("truthfulness", "truthfulness.jsonl", "truthfulness", "truthfulness"),
 )
@@ -501,6 +504,8 @@ def _eval_qa(passes: _Passes, loaded: LoadedSet, template: str, sizes: TierSizes
         if generations:
             aggregates["value_acc"] = answers.value_accuracy(generations, generated_rows)
             aggregates["rouge_l"] = _mean([i["rouge_l"] for i in items if "rouge_l" in i])
+    if generations:
+        aggregates["rep_4"] = fluency.mean_rep(generations, 4)  # this set's own; fluency/rep_4 pools all sets
     members = {"min_k": [i["min_k"] for i in items if "min_k" in i], "loss": [i["loss"] for i in items if "loss" in i]}
     return _SetOutcome(items, aggregates, ratios, members, generations)
 

@@ -30,6 +30,7 @@ HEADLINE = (
     ("secrets_forget/ma", "down", "forget secrets: MA"),
     ("secrets_retain/ma", "hold", "retain secrets: MA"),
     ("saga_mcq/accuracy", "hold", "saga MCQ accuracy"),
+    ("neighbour_mcq/accuracy", "hold", "neighbour saga MCQ accuracy"),
     ("harmful/harmful_rate", "hold", "harmful-answer rate"),
     ("truthfulness/accuracy", "hold", "truthfulness"),
     ("fluency/rep_4", "hold", "repetition (rep-4)"),
