@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from unlearn_studio.core.config import DataSource
-from unlearn_studio.core.data.columns import OPTIONAL, REQUIRED
+from unlearn_studio.core.data.columns import REQUIRED
 from unlearn_studio.core.data.formats import FORMATS
 from unlearn_studio.core.data.roles import ROLES
 from unlearn_studio.core.data.templates import TEMPLATES

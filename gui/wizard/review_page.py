@@ -3,7 +3,6 @@ options that do not go together), where the project file is saved, and Start."""
 
 from __future__ import annotations
 
-import copy
 import html
 from pathlib import Path
 

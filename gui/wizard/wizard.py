@@ -10,13 +10,13 @@ saved as a project file, the single source of truth that the command line can ru
 from __future__ import annotations
 
 import copy
-import shlex
 from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget, QWizard
 
 from unlearn_studio.core.config import RunConfig
+from unlearn_studio.core.launch_commands import accelerate_command, run_command
 from unlearn_studio.core.project_files import rebased, suggest_project_path
 
 from ..worker import JobRunner
@@ -90,10 +90,10 @@ class NewRunWizard(QWizard):
         return suggest_project_path(self.draft, folder)
 
     def command_line(self) -> str:
-        command = f"unlearn-studio run {shlex.quote(str(self.project_path))}"
-        if self.store_path is not None:
-            command += f" --store {shlex.quote(str(self.store_path))}"
-        return command
+        """The headless command for this run, and the same run data-parallel on several GPUs."""
+        return (f"{run_command(self.project_path, self.store_path)}\n\n"
+                f"# the same run on 8 GPUs of one machine (docs/SCALING.md: multi-node, DeepSpeed, FSDP):\n"
+                f"{accelerate_command(self.project_path, self.store_path)}")
 
     def result_config(self) -> RunConfig:
         """The draft as it will be saved at ``project_path`` (relative paths rebased to its folder)."""

@@ -108,6 +108,7 @@ def test_wizard_on_the_demo_with_graddiff_starts_a_run_whose_curves_arrive(qtbot
     assert method.isComplete()
     assert "retain_weight = 2.0" in method.toml.toPlainText() and "max_steps = 6" in method.toml.toPlainText()
     assert method.command.toPlainText().startswith("unlearn-studio run ")
+    assert "accelerate launch --multi_gpu" in method.command.toPlainText()
     method.advanced.setChecked(True)
     screenshot(wizard, "wizard_2_method")
 
