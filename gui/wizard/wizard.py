@@ -89,9 +89,13 @@ class NewRunWizard(QWizard):
         folder = self.base_path.parent if self.base_path else None
         return suggest_project_path(self.draft, folder)
 
+    def headless_command(self) -> str:
+        """`unlearn-studio run PROJECT --store DB` for this run."""
+        return run_command(self.project_path, self.store_path)
+
     def command_line(self) -> str:
         """The headless command for this run, and the same run data-parallel on several GPUs."""
-        return (f"{run_command(self.project_path, self.store_path)}\n\n"
+        return (f"{self.headless_command()}\n\n"
                 f"# the same run on 8 GPUs of one machine (docs/SCALING.md: multi-node, DeepSpeed, FSDP):\n"
                 f"{accelerate_command(self.project_path, self.store_path)}")
 
