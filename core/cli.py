@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     gui = subparsers.add_parser("gui", help="open the app (the default)")
     gui.add_argument("project", nargs="?", help="project file to open (default: the demo project)")
     gui.add_argument("--store", help="project store file (default: in the user data folder)")
+    gui.add_argument("--screenshot", metavar="PNG", help="save the first window as a PNG once the project has "
+                     "loaded, then quit")
     gui.set_defaults(handler=_open_app)
     for name in COMMAND_MODULES:
         import_module(f"{__package__}.commands.{name}").add_parser(subparsers)
@@ -33,12 +35,12 @@ def _open_app(args: argparse.Namespace) -> int:
     # The app is the one place the engine's entry point reaches into gui/; core itself stays Qt-free.
     from unlearn_studio.gui.app import main as app_main
 
-    return app_main(project=args.project, store=args.store)
+    return app_main(project=args.project, store=args.store, screenshot=args.screenshot)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].endswith(".toml") or argv[0] == "--store":
+    if not argv or argv[0].endswith(".toml") or argv[0] in ("--store", "--screenshot"):
         argv = ["gui", *argv]
     args = build_parser().parse_args(argv)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -46,10 +47,22 @@ def build_main_window(project: str | Path | None = None, store: str | None = Non
     return window
 
 
-def main(project: str | None = None, store: str | None = None) -> int:
+SCREENSHOT_TIMEOUT_MS = 120_000  # a project whose model or data never finish loading still gets its picture
+
+
+def main(project: str | None = None, store: str | None = None, screenshot: str | None = None) -> int:
+    """Open the app; with ``screenshot``, save the first window as a PNG once the project has
+    loaded, and quit (for checking an installed bundle, and for bug reports)."""
     app = create_application()
     window = build_main_window(project, store)
     window.show()
+    if screenshot is not None:
+        def save_and_quit() -> None:
+            window.grab().save(screenshot)
+            app.quit()
+
+        window.page.summaries_done.connect(save_and_quit)
+        QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, save_and_quit)
     try:
         return app.exec()
     finally:
