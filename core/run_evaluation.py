@@ -36,6 +36,7 @@ HEADLINE = (
     ("fluency/rep_4", "hold", "repetition (rep-4)"),
 )
 HOLD_TOLERANCE = 0.05  # relative change that still counts as "held"
+HOLD_ABSOLUTE = 0.005  # ... and an absolute one, for metrics near zero (rep-4 0.0003 -> 0 is held)
 
 
 class RunEvaluator:
@@ -74,8 +75,7 @@ class Comparison:
             return ""
         change = self.after - self.before
         if self.expected == "hold":
-            scale = max(abs(self.before), 1e-12)
-            return "ok" if abs(change) / scale <= HOLD_TOLERANCE else "bad"
+            return "ok" if abs(change) <= max(HOLD_TOLERANCE * abs(self.before), HOLD_ABSOLUTE) else "bad"
         return "ok" if (change < 0) == (self.expected == "down") and change != 0 else "bad"
 
 

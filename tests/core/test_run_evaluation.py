@@ -12,6 +12,9 @@ def test_verdicts_follow_the_expected_direction():
     assert Comparison("forget_quality_log10", "", -12.0, -1.0, "up").verdict == "ok"
     assert Comparison("retain/value_acc", "", 0.98, 0.96, "hold").verdict == "ok"
     assert Comparison("retain/value_acc", "", 0.98, 0.50, "hold").verdict == "bad"
+    # Near zero a relative tolerance means nothing: a tiny absolute change still holds.
+    assert Comparison("fluency/rep_4", "", 0.0003, 0.0, "hold").verdict == "ok"
+    assert Comparison("fluency/rep_4", "", 0.0003, 0.05, "hold").verdict == "bad"
     assert Comparison("model_utility", "", math.nan, 0.5, "hold").verdict == ""
 
 

@@ -1,0 +1,8 @@
+"""Entry point of the bundled app: the same `unlearn-studio` command (no arguments opens the app)."""
+
+import sys
+
+from unlearn_studio.core.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
