@@ -28,6 +28,7 @@ HEADLINE = (
     ("model_utility", "hold", "model utility"),
     ("general/perplexity", "hold", "general perplexity"),
     ("secrets_forget/ma", "down", "forget secrets: MA"),
+    ("secrets_forget/el", "down", "forget secrets: EL"),
     ("secrets_retain/ma", "hold", "retain secrets: MA"),
     ("saga_mcq/accuracy", "hold", "saga MCQ accuracy"),
     ("neighbour_mcq/accuracy", "hold", "neighbour saga MCQ accuracy"),

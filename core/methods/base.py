@@ -60,6 +60,12 @@ class Hyperparameter:
         return value
 
 
+# Headline metrics about the forget persons' questions (and, below, their secret records): a method
+# whose target is something else (a behaviour, a concept, memorized records) expects them to hold.
+FORGET_PERSON_METRICS = ("forget/value_acc", "forget/prob", "forget/rouge_l", "forget_quality_log10", "mia/auc_min_k")
+FORGET_SECRET_METRICS = ("secrets_forget/ma", "secrets_forget/el")
+
+
 @dataclass(frozen=True)
 class DataRoles:
     required: tuple[str, ...]

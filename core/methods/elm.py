@@ -60,6 +60,8 @@ from ..errors import UserError
 from ..evaluate import content_digest, default_cache_dir
 from ..generate import model_device
 from .base import (
+    FORGET_PERSON_METRICS,
+    FORGET_SECRET_METRICS,
     Batch,
     DataRoles,
     Hyperparameter,
@@ -208,7 +210,9 @@ class ELM(UnlearningMethod):
     paper = "Gandikota et al., Erasing Conceptual Knowledge from Language Models (ELM), arXiv 2410.02760"
     roles = DataRoles(required=("forget", "retain"), optional=("general",))
     terms = ("erase", "retain", "consistency")
-    expected_moves: ClassVar[dict[str, str]] = {"saga_mcq/accuracy": "down"}
+    # The saga is the target; the forget persons and their records are not, so they should hold.
+    expected_moves: ClassVar[dict[str, str]] = {
+        "saga_mcq/accuracy": "down", **dict.fromkeys(FORGET_PERSON_METRICS + FORGET_SECRET_METRICS, "hold")}
     hyperparameters = (
         Hyperparameter("concept", str, "", "the concept to erase, as the framings name it "
                        "(e.g. \"Harry Potter, Hogwarts, wizardry\")",

@@ -51,7 +51,15 @@ from ..events import (
     StatusEvent,
     StepEvent,
 )
-from .base import Batch, DataRoles, Hyperparameter, MethodContext, UnlearningMethod
+from .base import (
+    FORGET_PERSON_METRICS,
+    FORGET_SECRET_METRICS,
+    Batch,
+    DataRoles,
+    Hyperparameter,
+    MethodContext,
+    UnlearningMethod,
+)
 from .registry import register
 
 STAGES = ("expert", "anti-expert")  # data role of each training stage, in order
@@ -78,10 +86,7 @@ class ExtSub(UnlearningMethod):
     )
     # Ext-Sub removes a behaviour, not the forget set's facts: those rows should hold.
     expected_moves: ClassVar[dict[str, str]] = {
-        "truthfulness/accuracy": "up",
-        **{key: "hold" for key in ("forget/value_acc", "forget/prob", "forget/rouge_l", "forget_quality_log10",
-                                   "mia/auc_min_k", "secrets_forget/ma")},
-    }
+        "truthfulness/accuracy": "up", **dict.fromkeys(FORGET_PERSON_METRICS + FORGET_SECRET_METRICS, "hold")}
 
     def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> dict[str, torch.Tensor]:
         raise RuntimeError("Ext-Sub trains in stages (ExtSub.run_stages); it has no loss of its own")

@@ -51,6 +51,8 @@ import torch.nn.functional as F
 from ..data.templates import collate, pad_token_id_for, tokenize_example
 from ..errors import UserError
 from .base import (
+    FORGET_PERSON_METRICS,
+    FORGET_SECRET_METRICS,
     Batch,
     DataRoles,
     Hyperparameter,
@@ -140,10 +142,8 @@ class SKU(UnlearningMethod):
     roles = DataRoles(required=("harmful", "normal"))
     terms = ("distortion", "disassociation", "preservation")
     # Harm should fall; the demo's forget persons are not SKU's target, so they should hold.
-    expected_moves: ClassVar[dict[str, str]] = {"harmful/harmful_rate": "down",
-                                                 **dict.fromkeys(("forget/value_acc", "forget/prob", "forget/rouge_l",
-                                                                  "forget_quality_log10", "mia/auc_min_k",
-                                                                  "secrets_forget/ma"), "hold")}
+    expected_moves: ClassVar[dict[str, str]] = {
+        "harmful/harmful_rate": "down", **dict.fromkeys(FORGET_PERSON_METRICS + FORGET_SECRET_METRICS, "hold")}
     hyperparameters = (
         Hyperparameter("distortion_weight", float, 2.5, "ε1, weight of the guided distortion (answer CE on the "
                        "harmful pairs)", f"{PAPER}: ε1 = 2.5 (the authors' script defaults to 0.5)", minimum=0.0),
