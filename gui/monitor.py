@@ -12,7 +12,6 @@ import math
 from datetime import timedelta
 
 import numpy as np
-from scipy.signal import lfilter
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase
@@ -56,6 +55,8 @@ def smooth(values: np.ndarray, weight: float) -> np.ndarray:
     # last_i = w·last_{i-1} + (1−w)·v_i is a first-order IIR filter, run in C by lfilter (a Python
     # loop took 46 ms per 100k-point curve, too slow for 20 Hz redraws); the bias correction
     # divides by 1 − w^(i+1), the weight the first i+1 values have so far.
+    from scipy.signal import lfilter  # imported on first use: it costs seconds at start-up
+
     last = lfilter([1 - weight], [1, -weight], np.asarray(values, dtype=float))
     return last / -np.expm1(np.arange(1, len(values) + 1) * np.log(weight))
 
