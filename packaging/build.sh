@@ -10,6 +10,13 @@ cd "$(dirname "$0")/.."
 make setup >/dev/null
 PY=.venv/bin/python
 $PY -m pip install --quiet "pyinstaller>=6.10"
+# The editable install maps core/ and gui/ to unlearn_studio.* with an import hook PyInstaller
+# cannot follow; analyse a plain copy of the package instead.
+stage=build/pyinstaller-src/unlearn_studio
+rm -rf build/pyinstaller-src && mkdir -p "$stage"
+for part in core gui resources; do cp -r "$part" "$stage/$part"; done
+find build/pyinstaller-src -name __pycache__ -prune -exec rm -rf {} +
+export PYTHONPATH="$PWD/build/pyinstaller-src"
 $PY -m PyInstaller --noconfirm --clean --distpath dist --workpath build/pyinstaller packaging/unlearn-studio.spec
 
 bundle=dist/unlearn-studio
