@@ -280,6 +280,7 @@ class MainWindow(QMainWindow):
         self.projects.setObjectName("projectsList")
         self.projects.setWordWrap(True)
         self.projects.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.projects.setMinimumWidth(170)  # on a small screen the splitter would squeeze names to a word a line
         self.projects.itemActivated.connect(self._project_activated)
         self.projects.itemClicked.connect(self._project_activated)
         projects_panel = QWidget()
