@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+from array import array
 import os
 import statistics
 import sys
@@ -90,10 +91,10 @@ def measure_redraw_rate(points: int, smoothing: int, repeats: int = 20) -> float
     monitor = RunMonitor()
     monitor.resize(1100, 700)
     monitor.show()
-    steps = list(range(1, points + 1))
+    steps = array("d", range(1, points + 1))
     rng = np.random.default_rng(0)
-    for key in ("loss/forget", "loss/retain", "loss/total", "lr", "grad_norm"):
-        monitor.series[key] = (steps, list(np.cumsum(rng.normal(size=points)) / 100 + 1))
+    for key in ("loss/forget", "loss/retain", "loss/total", "lr", "grad_norm"):  # stored as the monitor stores them
+        monitor.series[key] = (steps, array("d", np.cumsum(rng.normal(size=points)) / 100 + 1))
     monitor.smoothing.setValue(smoothing)
     monitor.redraw()
     monitor.grab()  # first paint: layout and caches
