@@ -429,7 +429,8 @@ class _Run:
         self.model, self.optimizer, self.scheduler, self.trainable = model, optimizer, scheduler, trainable
         context = _RunContext(model, p.tokenizer, acc.device, p.model, data=p.data, log=self.log,
                               report=self.method_report)
-        streams = make_streams(p.data, t.batch_size, t.seed, p.tokenizer, acc.process_index, acc.num_processes)
+        batched = {role: item for role, item in p.data.items() if role not in p.method_cls.roles.not_batched}
+        streams = make_streams(batched, t.batch_size, t.seed, p.tokenizer, acc.process_index, acc.num_processes)
         self.streams = streams
 
         model.train()

@@ -70,6 +70,9 @@ FORGET_SECRET_METRICS = ("secrets_forget/ma", "secrets_forget/el")
 class DataRoles:
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
+    # Roles the method reads only through ``context.data`` (e.g. ICU's neighbour pool): the runner
+    # draws no batches for them, so they cost no collation and do not count as tokens trained on.
+    not_batched: tuple[str, ...] = ()
 
 
 @dataclass

@@ -83,7 +83,8 @@ class ICU(UnlearningMethod):
                "reproduces, learn their nearest neighbours, stop at the level of unseen text.")
     paper = ("Tang et al., Learn while Unlearn: An Iterative Unlearning Framework for Generative "
              "Language Models (ICU), arXiv 2407.20271")
-    roles = DataRoles(required=("forget", "retain"), optional=("holdout",))
+    # retain is the neighbour pool and holdout calibrates the thresholds: both read whole, never batched.
+    roles = DataRoles(required=("forget", "retain"), optional=("holdout",), not_batched=("retain", "holdout"))
     terms = ("unlearn", "neighbour", "kl")
     # The demo suite's "forget" set is the forget10 persons' questions, which ICU does not train
     # on; its targets are the secret records (secrets_forget/ma falls, as the table expects).

@@ -573,3 +573,29 @@ def test_method_state_is_restored_on_resume(make_config, hooked):
     assert resumed.status == "finished"
     # The step-6 checkpoint remembered epochs 1 and 2; epoch 3 ends at step 9 after the resume.
     assert events.of(StepEvent)[-1].extra == {"tiny/epochs_seen": 3.0}
+
+
+class PoolMethod(TinyMethod):
+    """Reads its retain rows whole through context.data (like ICU's neighbour pool), never as batches."""
+
+    name = "tiny_pool"
+    roles = DataRoles(required=("forget",), optional=("retain",), not_batched=("retain",))
+    seen_roles: list[set[str]] = []
+
+    def loss_terms(self, context, batch):
+        PoolMethod.seen_roles.append(set(batch))
+        assert len(context.data["retain"].examples) == 3
+        return {"forget": self._ce(context, batch["forget"])}
+
+
+def test_roles_that_are_not_batched_get_no_stream_and_no_tokens(make_config, monkeypatch):
+    PoolMethod.seen_roles = []
+    monkeypatch.setattr(runner, "method_class", lambda name: PoolMethod)
+    config = make_config(steps=3, checkpoint_every=2)
+    config.method.name = "tiny_pool"
+    events = Recorder()
+    result = runner.execute(config, listener=events)
+    assert result.status == "finished"
+    assert PoolMethod.seen_roles == [{"forget"}] * 3
+    state = json.loads((result.output_dir / "checkpoints" / "step-000002" / "state.json").read_text())
+    assert set(state["streams"]) == {"forget"}
