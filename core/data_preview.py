@@ -8,10 +8,9 @@ import functools
 from dataclasses import dataclass, field
 
 from .config import RunConfig
-from .data.loader import load_dataset_file
 from .errors import UserError
+from .project_summary import preview_rows, read_role
 
-PREVIEW_ROWS = 50
 BATCH_ROWS = 4
 ERRORS_SHOWN = 200
 
@@ -63,8 +62,7 @@ def preview_role(config: RunConfig, role: str) -> RolePreview:
     try:
         resolved = config.resolve_path(source.path)
         result.resolved = str(resolved)
-        loaded = load_dataset_file(resolved, role=role, format=source.format, columns=source.columns or None,
-                                   strict=False)
+        loaded = read_role(resolved, role, source)
     except UserError as error:
         result.error = error
         return result
@@ -75,8 +73,7 @@ def preview_role(config: RunConfig, role: str) -> RolePreview:
     result.bad_rows = len({e.origin for e in loaded.report.errors})
     result.row_errors = [str(e) for e in loaded.report.errors[:ERRORS_SHOWN]]
     result.warnings = list(loaded.report.warnings)
-    result.preview = [{k: _cell(v) for k, v in row.items() if not k.startswith("_") and v not in (None, [])}
-                      for row in loaded.rows[:PREVIEW_ROWS]]
+    result.preview = preview_rows(loaded.rows)
     if source.max_rows is not None and result.rows > source.max_rows:
         result.warnings.append(f"only the first {source.max_rows} of {result.rows} rows are used (max_rows)")
     _decode_first_batch(config, role, loaded.rows[:BATCH_ROWS], loaded.kind, result)
@@ -110,9 +107,3 @@ def _decode_first_batch(config: RunConfig, role: str, rows: list[dict], kind: st
             int((labels[:n] != IGNORE_INDEX).sum())))
     if warnings:
         result.batch_note = "; ".join(warnings)
-
-
-def _cell(value) -> str:
-    if isinstance(value, list):
-        return " | ".join(map(str, value))
-    return str(value)

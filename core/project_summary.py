@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import RunConfig
-from .data.loader import load_dataset_file
+from .config import DataSource, RunConfig
+from .data.loader import LoadedData, load_dataset_file
 from .errors import UserError
 from .models import ModelFacts, describe_model_folder, require_model_files
 
@@ -47,14 +47,25 @@ class ModelSummary:
         return str(self.error) if self.error else ""
 
 
+def read_role(resolved: Path, role: str, source: DataSource) -> LoadedData:
+    """A role's (resolved) file read leniently with its source's format and columns: bad rows are
+    reported, not raised; a whole-file problem raises UserError."""
+    return load_dataset_file(resolved, role=role, format=source.format, columns=source.columns or None, strict=False)
+
+
+def preview_rows(rows: list[dict]) -> list[dict[str, str]]:
+    """The first PREVIEW_ROWS rows as text cells, without internal ("_") and empty fields."""
+    return [{key: _cell(value) for key, value in row.items() if not key.startswith("_") and value not in (None, [])}
+            for row in rows[:PREVIEW_ROWS]]
+
+
 def summarize_dataset(config: RunConfig, role: str) -> DatasetSummary:
     source = config.data[role]
     summary = DatasetSummary(role=role, path=source.path, resolved=source.path)
     try:
         resolved = config.resolve_path(source.path)
         summary.resolved = str(resolved)
-        loaded = load_dataset_file(resolved, role=role, format=source.format, columns=source.columns or None,
-                                   strict=False)
+        loaded = read_role(resolved, role, source)
     except UserError as error:
         summary.error = error
         return summary
@@ -63,10 +74,7 @@ def summarize_dataset(config: RunConfig, role: str) -> DatasetSummary:
     summary.rows = loaded.n_rows
     summary.columns = dict(loaded.columns_used)
     summary.bad_rows = len(loaded.report.errors)
-    summary.preview = [
-        {key: _cell(value) for key, value in row.items() if not key.startswith("_") and value not in (None, [])}
-        for row in loaded.rows[:PREVIEW_ROWS]
-    ]
+    summary.preview = preview_rows(loaded.rows)
     return summary
 
 
