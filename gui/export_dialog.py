@@ -30,6 +30,7 @@ from unlearn_studio.core.export import ExportResult, merged_dir_for, plan_export
 from unlearn_studio.core.finished_run import FinishedRun
 
 from .error_dialog import show_error
+from .status_line import StatusLine
 from .worker import JobRunner
 
 WHAT_IS_WRITTEN = ("The folder gets the adapter (adapter_model.safetensors, adapter_config.json), the tokenizer, "
@@ -82,10 +83,7 @@ class ExportDialog(QDialog):
         self.progress.setTextVisible(False)
         self.progress.setMaximumHeight(10)
         self.progress.hide()
-        self.status = QLabel()
-        self.status.setObjectName("exportStatus")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status = StatusLine("exportStatus")
 
         self.checks = QLabel()
         self.checks.setObjectName("exportChecks")
@@ -141,7 +139,7 @@ class ExportDialog(QDialog):
             run = FinishedRun.from_store(self.store, self.run_id)
         except UserError as error:
             self.heading.setText(f"Export run {self.run_id[:8]}")
-            self._say(f"{error.problem}. {error.fix}", problem=True)
+            self.status.say(f"{error.problem}. {error.fix}", problem=True)
             self.export_button.setEnabled(False)
             return
         self._run_ok = True
@@ -172,18 +170,18 @@ class ExportDialog(QDialog):
             return
         text = self.destination.text().strip()
         if not text:
-            self._refuse(UserError("No destination folder is given", "Choose a new or empty folder to export into."))
+            self.status.refuse(UserError("No destination folder is given", "Choose a new or empty folder to export into."))
             return
         try:
             plan = plan_export(self.store, self.run_id, Path(text).expanduser(), merged=self.merged.isChecked())
         except UserError as error:
-            self._refuse(error)
+            self.status.refuse(error)
             return
         self._set_busy(True)
         self.results.hide()
-        self._say("Starting the export…")
+        self.status.say("Starting the export…")
         self.jobs.start_streaming(lambda report: plan.run_export(progress=report),
-                                  self._say, self._exported, self._failed)
+                                  self.status.say, self._exported, self._failed)
 
     def _exported(self, result: ExportResult) -> None:
         self._set_busy(False)
@@ -201,21 +199,18 @@ class ExportDialog(QDialog):
             self.resize(max(self.width(), 820), RESULTS_HEIGHT)
         where = f"{result.out_dir}" + (f" and {result.merged_dir}" if result.merged_dir else "")
         if result.ok:
-            self._say(f"Exported to {where}. Every check passed.")
+            self.status.say(f"Exported to {where}. Every check passed.")
         else:
-            self._say(f"Exported to {where}, but a check failed: see below.", problem=True)
+            self.status.say(f"Exported to {where}, but a check failed: see below.", problem=True)
         self.open_button.show()
         self.export_button.setEnabled(False)  # the folder is no longer empty; another one re-enables it
         self.export_finished.emit(result)
 
     def _failed(self, error: Exception, trace: str) -> None:
         self._set_busy(False)
-        self._say(f"The export failed: {getattr(error, 'problem', error)}. Nothing was written.", problem=True)
+        self.status.say(f"The export failed: {getattr(error, 'problem', error)}. Nothing was written.", problem=True)
         show_error(self, error, trace)
 
-    def _refuse(self, error: UserError) -> None:
-        self._say(f"{error.problem}. {error.fix}", problem=True)
-        show_error(self, error)
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
@@ -225,9 +220,6 @@ class ExportDialog(QDialog):
         self.destination.setEnabled(not busy)
         self.merged.setEnabled(not busy)
 
-    def _say(self, message: str, problem: bool = False) -> None:
-        self.status.setStyleSheet("color: #b42318" if problem else "")
-        self.status.setText(message)
 
     def _open_folder(self) -> None:
         if self.result is not None:
@@ -236,7 +228,7 @@ class ExportDialog(QDialog):
     def reject(self) -> None:
         """Closing waits for a running export: its files are still being written."""
         if self._busy:
-            self._say("The export is still running; close the dialog when it is done.")
+            self.status.say("The export is still running; close the dialog when it is done.")
             return
         super().reject()
 

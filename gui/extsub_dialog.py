@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from unlearn_studio.core.errors import UserError
 
 from .error_dialog import show_error
+from .status_line import StatusLine
 from .worker import JobRunner
 
 # What each operation does, in the order the menu lists them (core/adapters.py OPERATIONS).
@@ -90,10 +91,7 @@ class ExtSubDialog(QDialog):
         form.addRow("Alpha (λ):", self.alpha)
         form.addRow("Output folder:", self._with_chooser(self.output, "Choose the output folder"))
 
-        self.status = QLabel()
-        self.status.setObjectName("extsubStatus")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status = StatusLine("extsubStatus")
         self.status.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.status.setMinimumHeight(self.status.fontMetrics().lineSpacing() * 3)
         self.buttons = QDialogButtonBox()
@@ -153,14 +151,14 @@ class ExtSubDialog(QDialog):
                                             ("anti-expert adapter folder", anti if op != "negation" else "-"),
                                             ("output folder", out)) if not value]
         if missing:
-            self._refuse(UserError(f"No {missing[0]} is given", f"Choose the {missing[0]}."))
+            self.status.refuse(UserError(f"No {missing[0]} is given", f"Choose the {missing[0]}."))
             return
         # Imported here: the adapter arithmetic (and torch) loads only when it is used.
         from unlearn_studio.core.adapters import combine_adapters
 
         alpha = self.alpha.value()
         self._set_busy(True)
-        self._say(f"Combining ({op}, α = {alpha:g})…")
+        self.status.say(f"Combining ({op}, α = {alpha:g})…")
         self.jobs.start(lambda: combine_adapters(Path(expert).expanduser(),
                                                  Path(anti).expanduser() if anti else None,
                                                  Path(out).expanduser(), op=op, alpha=alpha),
@@ -169,30 +167,24 @@ class ExtSubDialog(QDialog):
     def _combined(self, folder: Path) -> None:
         self._set_busy(False)
         self.result_dir = Path(folder)
-        self._say(f"Wrote the combined adapter to {folder}. Load it like any adapter: "
+        self.status.say(f"Wrote the combined adapter to {folder}. Load it like any adapter: "
                   f"PeftModel.from_pretrained(base_model, \"{folder}\").")
         self.combined.emit(self.result_dir)
 
     def _failed(self, error: Exception, trace: str) -> None:
         self._set_busy(False)
         if isinstance(error, UserError):
-            self._say(f"{error.problem}. {error.fix}", problem=True)
+            self.status.say(f"{error.problem}. {error.fix}", problem=True)
         else:
-            self._say(f"The combination failed: {error}", problem=True)
+            self.status.say(f"The combination failed: {error}", problem=True)
         show_error(self, error, trace)
 
-    def _refuse(self, error: UserError) -> None:
-        self._say(f"{error.problem}. {error.fix}", problem=True)
-        show_error(self, error)
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
         self.combine_button.setEnabled(not busy)
         self.close_button.setEnabled(not busy)
 
-    def _say(self, message: str, problem: bool = False) -> None:
-        self.status.setStyleSheet("color: #b42318" if problem else "")
-        self.status.setText(message)
 
     def reject(self) -> None:
         if self._busy:
