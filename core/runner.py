@@ -398,15 +398,10 @@ class _Run:
                 torch.cuda.empty_cache()
             message = f"Out of memory at step {self.step + 1} on {self.acc.device}"
             fix = OOM_FIX
-        elif isinstance(exc, UserError):
-            message, fix = exc.problem, exc.fix
         else:
-            trace = "".join(traceback.format_exception(exc))
-            message = f"{type(exc).__name__} at step {self.step + 1}: {exc}"
-            fix = "This looks like a bug; the traceback below says where it happened."
+            message, fix, trace = explain_failure(exc, f" at step {self.step + 1}")
         if self.store is not None:
-            error = f"{message}\nWhat to do: {fix}" + (f"\n{trace}" if trace else "")
-            self.store.set_status(self.run_id, "failed", error=error)
+            self.store.set_status(self.run_id, "failed", error=failure_record(message, fix, trace))
         self.emit(FailedEvent(self.run_id, "failed", message, fix, trace))
         return RunResult(self.run_id, "failed", None, self.step, self.output_dir, message)
 
@@ -624,6 +619,20 @@ class _Run:
 
 
 # ---- helpers --------------------------------------------------------------------------------------
+
+
+def explain_failure(exc: BaseException, where: str = "") -> tuple[str, str, str]:
+    """(what went wrong, what to do, traceback) for an exception that ended a run: a UserError
+    speaks for itself; anything else is a bug, with its traceback. ``where``: e.g. " at step 5"."""
+    if isinstance(exc, UserError):
+        return exc.problem, exc.fix, ""
+    return (f"{type(exc).__name__}{where}: {exc}", "This looks like a bug; the traceback below says where it happened.",
+            "".join(traceback.format_exception(exc)))
+
+
+def failure_record(message: str, fix: str, trace: str) -> str:
+    """The error text a failed run keeps in the store."""
+    return f"{message}\nWhat to do: {fix}" + (f"\n{trace}" if trace else "")
 
 
 def _make_optimizer(config: RunConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:

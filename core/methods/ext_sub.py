@@ -31,7 +31,6 @@ import dataclasses
 import json
 import math
 import os
-import traceback
 import uuid
 import warnings
 from pathlib import Path
@@ -326,22 +325,15 @@ class _Recipe:
         return RunResult(self.run_id, status, None, self.steps_done, self.output_dir, message)
 
     def fail(self, exc: BaseException):
-        from ..runner import RunResult
+        from ..runner import RunResult, explain_failure, failure_record
 
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             if self.store is not None:
                 self.store.set_status(self.run_id, "interrupted", error="Interrupted")
             raise exc
-        trace = ""
-        if isinstance(exc, UserError):
-            message, fix = exc.problem, exc.fix
-        else:
-            trace = "".join(traceback.format_exception(exc))
-            message = f"{type(exc).__name__}: {exc}"
-            fix = "This looks like a bug; the traceback below says where it happened."
+        message, fix, trace = explain_failure(exc)
         if self.store is not None:
-            self.store.set_status(self.run_id, "failed",
-                                  error=f"{message}\nWhat to do: {fix}" + (f"\n{trace}" if trace else ""))
+            self.store.set_status(self.run_id, "failed", error=failure_record(message, fix, trace))
         self.emit(FailedEvent(self.run_id, "failed", message, fix, trace))
         return RunResult(self.run_id, "failed", None, self.steps_done, self.output_dir, message)
 
