@@ -7,8 +7,12 @@ method runs in its own process, so one method's memory never counts against the 
 
 The data are each method's own demo project (projects/<method>_demo.toml, else
 projects/<method>.toml), with one LoRA set-up, batch size and max length forced on all of them.
-Step time counts every token a step processes (all data roles): GradDiff reads forget AND retain
-batches, so its time per token is comparable with SFT's, as the targets assume.
+The baseline is SFT on the SAME sequences as the method's first data role (SKU's harmful
+answers, ICU's records, ELM's saga passages, the forget persons' QA for the baselines): memory
+and step time grow with the real length of the rows, so a method is compared with SFT on rows
+of its own length, not with SFT on short QA rows. Time per token counts the tokens the adapter
+trains on (every forward pass with gradients: SKU's mismatched answers and ICU's neighbours
+too); frozen passes are the method's overhead.
 """
 
 from __future__ import annotations
@@ -21,12 +25,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE = "sft"
 METHODS = ("grad_ascent", "grad_diff", "npo", "rmu", "sku", "icu", "elm")
 WARMUP_STEPS = 2
+# glibc serves large blocks from its heap once a freed mapping has raised its mmap threshold, and
+# keeps them: the resident size then tracks the allocator's history, not the live tensors. A
+# fixed threshold maps every block over 64 KiB on its own and unmaps it when freed, so the peak
+# resident memory follows what a run really holds (the same setting for every method).
+CHILD_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
 def project_for(method: str) -> Path:
@@ -56,14 +67,46 @@ def build_bench_model(folder: Path, hidden: int, layers: int) -> Path:
     return folder
 
 
-def bench_config(method: str, model_dir: Path, out_dir: Path, *, batch: int, length: int, steps: int):
+BASELINE_METHOD = "bench_sft"
+
+
+def plain_sft_class():
+    """SFT (core/methods/sft.py) reading its rows from the forget role, which takes QA rows and
+    text alike, so that it can train on any method's first data role: one pass, answer-token CE."""
+    from unlearn_studio.core.methods.base import DataRoles
+    from unlearn_studio.core.methods.sft import SFT
+
+    class PlainSFT(SFT):
+        name = BASELINE_METHOD
+        roles = DataRoles(required=("forget",))
+
+        def loss_terms(self, context, batch):
+            return super().loss_terms(context, {"expert": batch["forget"]})
+
+    return PlainSFT
+
+
+def baseline_data(method: str):
+    """(name, data source) of the method's first data role: what its SFT baseline trains on."""
     from unlearn_studio.core.config import RunConfig
 
-    if method == BASELINE:
-        # Plain SFT on the forget answers: the same data GradAscent reads, learned instead of unlearned.
+    from unlearn_studio.core.runner import method_class
+
+    config = RunConfig.load(project_for(method))
+    role = method_class(config.method.name).roles.required[0]
+    source = config.data[role]
+    return f"{BASELINE}:{Path(source.path.split(':')[-1]).stem}", source, config.base_dir
+
+
+def bench_config(method: str, model_dir: Path, out_dir: Path, *, batch: int, length: int, steps: int):
+    """``method`` is a method name, or "sft:<method>" for SFT on that method's first data role."""
+    from unlearn_studio.core.config import RunConfig
+
+    if method.startswith(f"{BASELINE}:"):
+        _, source, base_dir = baseline_data(method.split(":", 1)[1])
         config = RunConfig.load(project_for("grad_ascent"))
-        config.data = {"expert": config.data["forget"]}
-        config.method.name, config.method.params = BASELINE, {}
+        config.data, config.base_dir = {"forget": source}, base_dir
+        config.method.name, config.method.params = BASELINE_METHOD, {}
     else:
         config = RunConfig.load(project_for(method))
     if method == "icu":
@@ -92,52 +135,120 @@ def _rss_mb() -> float:
 
 
 def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps: int) -> dict:
-    """Run ``method`` for ``steps`` steps in this process; its step time and memory."""
+    """Run ``method`` for ``steps`` steps in this process; its step time and memory, with the
+    set-up (model, LoRA, the method's ``prepare``) apart from the training steps."""
     import torch
 
-    from unlearn_studio.core.events import StatusEvent, StepEvent
-    from unlearn_studio.core.runner import execute
+    from unlearn_studio.core import runner
 
+    cuda = torch.cuda.is_available()
+    seen: dict = {"seconds": [], "tokens": [], "setup_gpu_mb": None, "setup_rss_mb": None}
+    one_step = runner._Run.one_step
+
+    sampler = ResidentSampler()
+
+    def measured_step(self, context, number):
+        if number == 1:  # set-up done: its peak, then the steps' own
+            seen["setup_rss_mb"] = _peak_rss_mb()
+            sampler.start()
+            if cuda:
+                torch.cuda.synchronize()
+                seen["setup_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+                torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        sampler.active = True
+        outcome = one_step(self, context, number)
+        if cuda:
+            torch.cuda.synchronize()
+        sampler.active = False
+        if number > WARMUP_STEPS:
+            seen["seconds"].append(time.perf_counter() - started)
+            seen["tokens"].append(outcome[3])
+        return outcome
+
+    runner._Run.one_step = measured_step
+    if method.startswith(f"{BASELINE}:"):
+        plain_sft, lookup = plain_sft_class(), runner.method_class
+        runner.method_class = lambda name: plain_sft if name == BASELINE_METHOD else lookup(name)
     with tempfile.TemporaryDirectory() as out:
         config = bench_config(method, model_dir, Path(out), batch=batch, length=length, steps=steps)
-        seen: dict = {"tokens_per_s": [], "rss_at_start_mb": None}
-
-        def listen(event) -> None:
-            if isinstance(event, StatusEvent) and event.status == "running" and seen["rss_at_start_mb"] is None:
-                seen["rss_at_start_mb"] = _rss_mb()  # model loaded and LoRA attached; training not begun
-            if isinstance(event, StepEvent) and event.step > WARMUP_STEPS:
-                seen["tokens_per_s"].append(event.tokens_per_s)
-
-        if torch.cuda.is_available():
+        if cuda:
             torch.cuda.reset_peak_memory_stats()
-        result = execute(config, listener=listen)
+        result = runner.execute(config)
+        sampler.stop()
     if result.status != "finished":
         raise SystemExit(f"{method}: the run {result.status}: {result.error}")
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "method": method,
-        "seconds_per_token": 1.0 / statistics.median(seen["tokens_per_s"]),
-        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
-        "peak_rss_mb": peak_rss,
-        "training_rss_mb": peak_rss - (seen["rss_at_start_mb"] or 0.0),
+        "seconds_per_step": statistics.median(seen["seconds"]),
+        "seconds_per_token": sum(seen["seconds"]) / max(1, sum(seen["tokens"])),
+        "tokens_per_step": statistics.median(seen["tokens"]),
+        "setup_gpu_mb": seen["setup_gpu_mb"],
+        "step_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        "setup_rss_mb": seen["setup_rss_mb"],
+        "step_rss_mb": sampler.peak_mb,
+        "peak_rss_mb": _peak_rss_mb(),
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
     }
 
 
+class ResidentSampler:
+    """The largest resident size seen while ``active``, read every millisecond on its own thread:
+    on a CPU, the training steps' peak apart from the set-up's and from what a method does
+    between steps (ICU's refinement); ``CHILD_ENV`` makes the resident size follow the live tensors."""
+
+    def __init__(self):
+        self.peak_mb = 0.0
+        self.active = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.001):
+            if self.active:
+                self.peak_mb = max(self.peak_mb, _rss_mb())
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._done.set()
+            self._thread.join()
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def measure_all(methods: list[str], *, hidden: int, layers: int, batch: int, length: int, steps: int) -> list[dict]:
-    """Each method (and SFT first) in its own process; their measurements."""
-    results = []
+    """Each method, and SFT on each method's data before it, in its own process; their
+    measurements. A method's result names its baseline (``"baseline"``)."""
+    results, baselines = [], {}
     with tempfile.TemporaryDirectory() as folder:
         model_dir = build_bench_model(Path(folder) / "model", hidden, layers)
-        for method in [BASELINE, *methods]:
-            command = [sys.executable, __file__, "--one", method, "--model", str(model_dir), "--batch", str(batch),
-                       "--length", str(length), "--steps", str(steps)]
-            done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-            if done.returncode != 0:
-                print(f"{method}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
-                continue
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(f"  measured {method}", file=sys.stderr, flush=True)
-    return results
+        for method in methods:
+            baseline = baseline_data(method)[0]
+            runs = ([] if baseline in baselines else [f"{BASELINE}:{method}"]) + [method]
+            for name in runs:
+                command = [sys.executable, __file__, "--one", name, "--model", str(model_dir), "--batch", str(batch),
+                           "--length", str(length), "--steps", str(steps)]
+                done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=CHILD_ENV)
+                if done.returncode != 0:
+                    print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+                    continue
+                measured = json.loads(done.stdout.strip().splitlines()[-1])
+                if name == method:
+                    results.append(measured | {"baseline": baselines.get(baseline)})
+                else:
+                    baselines[baseline] = measured | {"method": baseline}
+                print(f"  measured {name}", file=sys.stderr, flush=True)
+    return [*baselines.values(), *results]
+
+
+def ratio_rows(results: list[dict], key: str) -> list[tuple[dict, float | None]]:
+    """(result, its ``key`` over its baseline's) for every result; baselines get None."""
+    return [(r, r[key] / r["baseline"][key] if r.get("baseline") else None) for r in results]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -26,7 +26,7 @@ from .config import RunConfig
 from .data.templates import format_prompt, resolve_template
 from .errors import UserError
 from .finished_run import FinishedRun
-from .generate import model_device
+from .generate import cache_of, model_device, with_cache
 from .run_data import load_roles
 
 ORIGINAL = "original"
@@ -349,8 +349,8 @@ class CompareSession:
         past = None
         for _ in range(decoding.max_new_tokens):
             with torch.no_grad():
-                out = self.model(input_ids=inputs, past_key_values=past, use_cache=True)
-            past = out.past_key_values
+                out = self.model(input_ids=inputs, **with_cache(past))
+            past = cache_of(out)
             token = _next_token(out.logits[0, -1].float(), decoding, generator)
             if token == eos:
                 return

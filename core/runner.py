@@ -20,7 +20,7 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
-from accelerate.utils import broadcast_object_list, set_seed
+from accelerate.utils import DistributedType, broadcast_object_list, set_seed
 from peft import set_peft_model_state_dict
 from safetensors.torch import load_file
 from transformers import get_scheduler
@@ -57,7 +57,8 @@ from .events import (
     StatusEvent,
     StepEvent,
 )
-from .methods.base import Batch, MethodContext, UnlearningMethod
+from .methods.base import Batch, MethodContext, UnlearningMethod, all_terms
+from .token_counter import TrainedTokenCounter
 from .run_data import (
     RoleData,
     first_batches,
@@ -66,6 +67,9 @@ from .run_data import (
     steps_per_epoch,
     tokenize_roles,
 )
+
+# Engines whose gradient reduction expects exactly one backward per micro-batch.
+ONE_BACKWARD_PER_STEP = (DistributedType.DEEPSPEED, DistributedType.FSDP)
 
 # evaluate_fn(model, tokenizer, phase, out_dir) -> aggregates, or a result with .aggregates and .items_path
 EvaluateFn = Callable[[Any, Any, str, Path], Any]
@@ -275,6 +279,7 @@ class _Run:
         self.step_seconds: list[float] = []
         self.undeclared: set[str] = set()
         self.method_values: dict[str, float] = {}  # the method's latest reported scalars
+        self.token_counter: TrainedTokenCounter | None = None
 
     # ---- events and store ----------------------------------------------------------------------
 
@@ -306,6 +311,8 @@ class _Run:
         except BaseException as exc:  # noqa: BLE001 - every way a run can end is recorded
             return self.fail(exc)
         finally:
+            if self.token_counter is not None:
+                self.token_counter.remove()
             if self.batcher is not None:
                 self.batcher.flush()
 
@@ -423,10 +430,12 @@ class _Run:
         model, optimizer = acc.prepare(p.model, optimizer)
         self.model, self.optimizer, self.scheduler, self.trainable = model, optimizer, scheduler, trainable
         context = _RunContext(model, p.tokenizer, acc.device, p.model, data=p.data, log=self.log,
-                              report=self.method_report)
+                              report=self.method_report, max_length=t.max_length,
+                              batch_size=t.batch_size)
         batched = {role: item for role, item in p.data.items() if role not in p.method_cls.roles.not_batched}
         streams = make_streams(batched, t.batch_size, t.seed, p.tokenizer, acc.process_index, acc.num_processes)
         self.streams = streams
+        self.token_counter = TrainedTokenCounter(p.model)
 
         model.train()
         prepare = first_batches(p.data, t.batch_size, p.tokenizer, PREPARE_BATCHES)
@@ -467,29 +476,33 @@ class _Run:
         return "finished"
 
     def one_step(self, context: MethodContext, number: int) -> tuple[dict[str, float], float, float, int]:
-        """One optimizer step over grad_accum micro-batches; losses are averaged over them."""
+        """One optimizer step over grad_accum micro-batches; losses are averaged over them. The
+        token count is what the adapter trained on (every forward with gradients), not just the
+        drawn batches: SKU's mismatched answers and ICU's neighbours count, frozen passes do not."""
         acc, t = self.acc, self.config.training
         sums: dict[str, float] = {}
-        tokens = 0
         grad_norm = 0.0
         lr = float(self.optimizer.param_groups[0]["lr"])
+        self.token_counter.start()
         for _ in range(t.grad_accum):
             batch: dict[str, Batch] = {role: s.next_batch().to(acc.device) for role, s in self.streams.items()}
-            tokens += sum(b.n_tokens for b in batch.values())
             with acc.accumulate(self.model):
-                terms = self.p.method.loss_terms(context, batch)
-                if not terms:
+                groups = 0
+                for group in self.loss_groups(context, batch):
+                    groups += 1
+                    self.check_declared(group)
+                    # Reduced over processes first, so that every process sees the same verdict.
+                    values = acc.reduce(torch.stack([v.detach().float().reshape(()) for v in group.values()]), "mean")
+                    for name, value in zip(group, values.tolist(), strict=True):
+                        if not math.isfinite(value):
+                            raise NonFiniteError(f"loss/{name}", value, number)
+                        sums[name] = sums.get(name, 0.0) + value / t.grad_accum
+                    total = sum(group.values())
+                    if total.requires_grad:  # a method may skip a step (e.g. nothing left to forget)
+                        acc.backward(total)
+                    del group, total  # the next group's forward should not find this one's graph alive
+                if groups == 0:
                     raise RuntimeError(f"{self.p.method_cls.title} returned no loss terms")
-                self.check_declared(terms)
-                # Reduced over processes first, so that every process sees the same verdict.
-                values = acc.reduce(torch.stack([v.detach().float().reshape(()) for v in terms.values()]), "mean")
-                for name, value in zip(terms, values.tolist(), strict=True):
-                    if not math.isfinite(value):
-                        raise NonFiniteError(f"loss/{name}", value, number)
-                    sums[name] = sums.get(name, 0.0) + value / t.grad_accum
-                total = sum(terms.values())
-                if total.requires_grad:  # a method may skip a step (e.g. nothing left to forget)
-                    acc.backward(total)
                 if acc.sync_gradients:
                     grad_norm = float(acc.clip_grad_norm_(self.trainable, t.max_grad_norm))
                     # fp16 loss scaling makes inf norms on purpose; the scaler then skips the step.
@@ -500,7 +513,20 @@ class _Run:
         self.scheduler.step()
         losses = {f"loss/{name}": value for name, value in sums.items()}
         losses["loss/total"] = sum(sums.values())
-        return losses, grad_norm, lr, tokens
+        return losses, grad_norm, lr, self.token_counter.total()
+
+    def loss_groups(self, context: MethodContext, batch: dict[str, Batch]) -> Iterator[dict[str, torch.Tensor]]:
+        """The method's terms, one group per backward pass. A method that yields groups gets each
+        one backpropagated before its next forward (peak memory of one pass, not of all), except
+        under DeepSpeed and FSDP, which expect one backward per micro-batch: there the groups are
+        summed into one. A plain dict is one group."""
+        terms = self.p.method.loss_terms(context, batch)
+        if isinstance(terms, dict):
+            yield terms
+        elif self.acc.distributed_type in ONE_BACKWARD_PER_STEP:
+            yield all_terms(terms)
+        else:
+            yield from terms
 
     def check_declared(self, terms: dict[str, torch.Tensor]) -> None:
         """Warn once per term a method returns without declaring it (the GUI plots declared ones)."""

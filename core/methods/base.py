@@ -93,20 +93,31 @@ class Batch:
         return int(self.attention_mask.sum())
 
 
+# What ``loss_terms`` returns: one dict of terms, or dicts yielded one forward pass at a time.
+LossTerms = dict[str, torch.Tensor] | Iterator[dict[str, torch.Tensor]]
+
+
 class MethodContext:
     """What a method may use during a step: the model with its adapter, the tokenizer, the
     original model (the SAME network with the adapter switched off, never a copy), every role's
     data (``data[role].loaded.rows`` and ``.examples``; a batch's ``extra["index"]`` says which
-    rows it holds), and two ways to speak to the user: ``log`` and ``report``."""
+    rows it holds), the run's ``max_length`` and ``batch_size``, and two ways to speak to the
+    user: ``log`` and ``report``."""
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, device: torch.device, *,
                  data: dict[str, Any] | None = None,
                  log: Callable[[str, str], None] | None = None,
-                 report: Callable[[dict[str, float]], None] | None = None):
+                 report: Callable[[dict[str, float]], None] | None = None,
+                 max_length: int | None = None, batch_size: int | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
         self.data = data or {}
+        # training.max_length and batch_size: what a method builds or generates itself (ELM's
+        # consistency rows, ICU's refinement) is sized by them too, so that they bound its memory
+        # as the user expects.
+        self.max_length = max_length
+        self.batch_size = batch_size
         self.step = 0
         self._log = log
         self._report = report
@@ -188,10 +199,28 @@ class UnlearningMethod(ABC):
         """Take up the state ``state_dict`` returned."""
 
     @abstractmethod
-    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> dict[str, torch.Tensor]:
+    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> LossTerms:
         """The named, already weighted loss terms of one step (e.g. {"forget": …, "retain": …});
         the runner minimises their sum and streams each one as "loss/<name>". Terms that carry no
-        gradient (e.g. zeros when a batch has nothing to forget) make the step a no-op."""
+        gradient (e.g. zeros when a batch has nothing to forget) make the step a no-op.
+
+        A method whose terms come from separate forward passes may instead YIELD them in groups
+        (one dict per forward pass): the runner backpropagates each group before asking for the
+        next, so only one pass's activations are held at a time. The gradient is the same (it is
+        linear in the terms). A name may appear in several groups; its values add up. Let go of
+        a group's logits before yielding the next one (compute them in a helper), or they stay
+        alive in the generator."""
+
+
+def all_terms(terms: LossTerms) -> dict[str, torch.Tensor]:
+    """What ``loss_terms`` returned as one dict: yielded groups are added up name by name."""
+    if isinstance(terms, dict):
+        return terms
+    merged: dict[str, torch.Tensor] = {}
+    for group in terms:
+        for name, value in group.items():
+            merged[name] = merged[name] + value if name in merged else value
+    return merged
 
 
 def forward_logits(model: torch.nn.Module, batch: Batch) -> torch.Tensor:

@@ -58,7 +58,7 @@ import torch
 from ..data.templates import IGNORE_INDEX, _special_affixes, pad_token_id_for
 from ..errors import UserError
 from ..evaluate import content_digest, default_cache_dir
-from ..generate import model_device
+from ..generate import cache_of, generation_rows, model_device, with_cache
 from .base import (
     FORGET_PERSON_METRICS,
     FORGET_SECRET_METRICS,
@@ -72,16 +72,18 @@ from .base import (
 from .elm_losses import (
     align_to_text,
     erase_target,
+    erase_target_top_k,
     guided_scores,
     hard_cross_entropy,
     soft_cross_entropy,
+    sparse_soft_cross_entropy,
 )
 from .elm_phrasings import REDIRECTIONS, expert_prefixes, novice_prefixes
 from .losses import mean_answer_ce
 from .registry import register
 
 CACHE_VERSION = 1  # bump when the way continuations are sampled changes
-SAMPLE_CHUNK = 32  # prompts per sampling batch (three rows each)
+SAMPLE_CHUNK = 32  # prompts per sampling batch (three rows each) when the run's batch size is unknown
 PAPER = "ELM (arXiv 2410.02760)"
 AUTHORS_CODE = "ELM authors' code (erasing-llm, trainscripts/erase.py)"
 
@@ -104,6 +106,18 @@ def _right_padded(sequences: Sequence[Sequence[int]], width: int, pad_id: int) -
         ids[i, :len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
         mask[i, :len(seq)] = 1
     return ids, mask
+
+
+def fit_to_length(ids: Sequence[int], n_text: int, lead: int, limit: int) -> tuple[list[int], int]:
+    """A consistency row ("x + redirection + continuation", x being its first ``n_text`` tokens)
+    cut to ``limit`` tokens, as every sequence a step trains on is cut to training.max_length:
+    x loses tokens from its start (after the ``lead`` special tokens, keeping at least one), so
+    that the trained part after x stays whole; only if that alone is too long is its end cut.
+    Returns the ids and the new length of x."""
+    ids = list(ids)
+    drop = min(max(0, len(ids) - limit), max(0, n_text - lead - 1))
+    ids = ids[:lead] + ids[lead + drop:]
+    return ids[:limit], n_text - drop
 
 
 @contextlib.contextmanager
@@ -167,8 +181,9 @@ def _sample_chunk(model, sequences, seeds, guidance, max_new_tokens, eos_token_i
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     results: list[list[int]] = [[] for _ in range(n)]
     finished = [False] * n
+    # Only the last position's logits are sampled from; the others would cost [rows, T, V].
     output = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                   position_ids=positions.to(device), use_cache=True)
+                   position_ids=positions.to(device), logits_to_keep=1, **with_cache(None))
     for step in range(max_new_tokens):
         last = output.logits[:, -1]
         probs = torch.softmax(guided_scores(last[:n], last[n:2 * n], last[2 * n:], guidance), dim=-1).cpu()
@@ -186,7 +201,7 @@ def _sample_chunk(model, sequences, seeds, guidance, max_new_tokens, eos_token_i
         mask = torch.cat([mask, torch.ones((len(sequences), 1), dtype=torch.long)], dim=1)
         positions = positions[:, -1:] + 1
         output = model(input_ids=torch.tensor(tokens * 3).unsqueeze(1).to(device), attention_mask=mask.to(device),
-                       position_ids=positions.to(device), past_key_values=output.past_key_values, use_cache=True)
+                       position_ids=positions.to(device), **with_cache(cache_of(output)))
     return results
 
 
@@ -248,6 +263,7 @@ class ELM(UnlearningMethod):
         self.novice_ids: list[list[int]] = []
         self.consistency: list[dict[str, list[int] | int]] = []  # per forget row
         self.context_limit: int | None = None
+        self.max_length: int | None = None  # the run's training.max_length
 
     @classmethod
     def check_params(cls, params):
@@ -269,6 +285,7 @@ class ELM(UnlearningMethod):
         self.novice_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in novice_prefixes(concept)]
         config = getattr(context.model, "config", None)
         self.context_limit = getattr(config, "max_position_embeddings", None)
+        self.max_length = context.max_length
         self._check_room(context)
         if self.params["consistency_weight"] > 0:
             self.consistency = self._consistency_rows(context)
@@ -342,7 +359,8 @@ class ELM(UnlearningMethod):
                     original, [p["prompt"] for p in prompts], [p["expert"] for p in prompts],
                     [p["novice"] for p in prompts], guidance=self.params["guidance"], max_new_tokens=new_tokens,
                     eos_token_id=context.tokenizer.eos_token_id, pad_id=self.pad_id,
-                    seeds=[self.params["seed"] * 1_000_003 + i for i in range(len(prompts))])
+                    seeds=[self.params["seed"] * 1_000_003 + i for i in range(len(prompts))],
+                    chunk_size=max(1, generation_rows(context.batch_size, 3 * SAMPLE_CHUNK) // 3))
             self._store(path, continuations, context)
         else:
             context.log("info", f"ELM: consistency continuations from the cache {path}")
@@ -369,40 +387,43 @@ class ELM(UnlearningMethod):
 
     # ---- the step ------------------------------------------------------------------------------
 
-    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> dict[str, torch.Tensor]:
+    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> Iterator[dict[str, torch.Tensor]]:
+        """One group per trained pass (erase; retain, and general when given; consistency), each
+        backpropagated before the next. A term whose weight is 0 is a constant 0."""
         if not self.expert_ids:
             raise RuntimeError("ELM.prepare must run before loss_terms")
         p = self.params
-        forget, retain = batch["forget"], batch["retain"]
+        forget = batch["forget"]
         zero = torch.zeros((), device=forget.input_ids.device)
-        terms = {"erase": zero, "retain": zero, "consistency": zero}
-        if p["erase_weight"] > 0:
-            terms["erase"] = p["erase_weight"] * self.erase_loss(context, forget)
-        if p["retain_weight"] > 0:
-            kept = [self.retain_loss(context, b) for b in (retain, batch.get("general")) if b is not None]
-            terms["retain"] = p["retain_weight"] * sum(kept) / len(kept)
-        if p["consistency_weight"] > 0:
-            terms["consistency"] = p["consistency_weight"] * self.consistency_loss(context, forget)
-        return terms
+        yield {"erase": p["erase_weight"] * self.erase_loss(context, forget) if p["erase_weight"] > 0 else zero}
+        kept = [b for b in (batch["retain"], batch.get("general")) if b is not None]
+        for retain in kept if p["retain_weight"] > 0 else ():
+            yield {"retain": p["retain_weight"] / len(kept) * self.retain_loss(context, retain)}
+        if p["retain_weight"] == 0:
+            yield {"retain": zero}
+        yield {"consistency": p["consistency_weight"] * self.consistency_loss(context, forget)
+               if p["consistency_weight"] > 0 else zero}
 
-    def erase_target(self, context: MethodContext, forget: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """q_t for the forget batch and the mask of the positions it counts on ([B, T, V], [B, T])."""
+    def erase_loss(self, context: MethodContext, forget: Batch) -> torch.Tensor:
+        """Soft-label CE of pθ(x) against q_t, which the three frozen passes give (sparse when
+        top_k keeps fewer tokens than the vocabulary, dense otherwise)."""
         lengths = forget.attention_mask.sum(dim=1).tolist()
         rows = [forget.input_ids[b, :n].tolist() for b, n in enumerate(lengths)]
         indices = forget.extra.get("index", torch.arange(len(rows))).tolist()
         framings = [self._framings("erase", context.step, index) for index in indices]
-        width = forget.input_ids.shape[1]
         with context.original_model() as original, eval_mode(original):
-            logits, expert, novice = frozen_passes(original, rows, [e for e, _ in framings], [n for _, n in framings],
-                                                   lead=self.lead, pad_id=self.pad_id, width=width)
+            passes = frozen_passes(original, rows, [e for e, _ in framings], [n for _, n in framings],
+                                   lead=self.lead, pad_id=self.pad_id, width=forget.input_ids.shape[1])
         mask = torch.zeros_like(forget.labels, dtype=torch.bool)
         mask[:, :-1] = forget.labels[:, 1:] != IGNORE_INDEX  # position t predicts token t+1
-        q = erase_target(logits, expert, novice, mask, eta=self.params["eta"],
-                         temperature=self.params["temperature"], top_k=self.params["top_k"])
-        return q, mask
-
-    def erase_loss(self, context: MethodContext, forget: Batch) -> torch.Tensor:
-        q, mask = self.erase_target(context, forget)
+        settings = {"eta": self.params["eta"], "temperature": self.params["temperature"]}
+        top_k = self.params["top_k"]
+        if 0 < top_k < passes[0].shape[-1]:
+            target = erase_target_top_k(*passes, mask, top_k=top_k, **settings)
+            del passes  # the frozen logits go before the trained pass
+            return sparse_soft_cross_entropy(forward_logits(context.model, forget), *target, mask)
+        q = erase_target(*passes, mask, top_k=top_k, **settings)
+        del passes
         return soft_cross_entropy(forward_logits(context.model, forget), q, mask)
 
     def retain_loss(self, context: MethodContext, retain: Batch) -> torch.Tensor:
@@ -416,13 +437,13 @@ class ELM(UnlearningMethod):
         """The cached "x + redirection + continuation" of each forget row; labels after x."""
         if "index" not in forget.extra:
             raise ValueError("ELM's consistency loss needs the forget rows' indices (batch.extra['index'])")
-        limit = self.context_limit or 1 << 30
+        limit = min(n for n in (self.context_limit, self.max_length, 1 << 30) if n)
         sequences, labels = [], []
         for index in forget.extra["index"].tolist():
             row = self.consistency[index]
-            ids = row["ids"][:limit]
+            ids, n_text = fit_to_length(row["ids"], row["n_text"], self.lead, limit)
             sequences.append(ids)
-            labels.append([IGNORE_INDEX] * row["n_text"] + ids[row["n_text"]:])
+            labels.append([IGNORE_INDEX] * n_text + ids[n_text:])
         width = max(len(s) for s in sequences)
         ids, mask = _right_padded(sequences, width, self.pad_id)
         label_ids = torch.full_like(ids, IGNORE_INDEX)

@@ -46,6 +46,21 @@ def erase_target(logits: torch.Tensor, expert_logits: torch.Tensor, novice_logit
     return F.softmax(keep_top_k(scores, top_k), dim=-1)
 
 
+def erase_target_top_k(logits: torch.Tensor, expert_logits: torch.Tensor, novice_logits: torch.Tensor,
+                       mask: torch.Tensor, *, eta: float, temperature: float,
+                       top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The erase target of ``erase_target`` kept sparse, for 0 < top_k < V: the k probabilities
+    of each position and their token ids ([B, T, k] each). The same numbers as the dense q_t's
+    non-zero entries, but built in place, so that a real vocabulary does not cost several more
+    [B, T, V] tensors than the passes themselves."""
+    scores = F.log_softmax(novice_logits.float() / temperature, dim=-1)
+    scores.sub_(F.log_softmax(expert_logits.float() / temperature, dim=-1))
+    scores.mul_(eta_ramp(mask, eta).unsqueeze(-1))
+    scores.add_(F.log_softmax(logits.float() / temperature, dim=-1))
+    kept, token_ids = scores.topk(top_k, dim=-1)
+    return F.softmax(kept, dim=-1), token_ids
+
+
 def guided_scores(logits: torch.Tensor, expert_logits: torch.Tensor, novice_logits: torch.Tensor,
                   guidance: float) -> torch.Tensor:
     """Log-scores for sampling a consistency continuation: log p0 + γ·(log p_novice − log p_expert)."""
@@ -69,6 +84,15 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, mask: torch.T
     ``target`` q carries no gradient; zeros in it (top-k) take no part."""
     log_p = F.log_softmax(logits.float(), dim=-1)
     per_position = -(target.detach() * log_p).sum(dim=-1)
+    weights = mask.to(per_position.dtype)
+    return (per_position * weights).sum() / weights.sum().clamp(min=1)
+
+
+def sparse_soft_cross_entropy(logits: torch.Tensor, probabilities: torch.Tensor, token_ids: torch.Tensor,
+                              mask: torch.Tensor) -> torch.Tensor:
+    """``soft_cross_entropy`` against a target given by its non-zero entries (``erase_target_top_k``)."""
+    log_p = F.log_softmax(logits.float(), dim=-1).gather(-1, token_ids)
+    per_position = -(probabilities.detach() * log_p).sum(dim=-1)
     weights = mask.to(per_position.dtype)
     return (per_position * weights).sum() / weights.sum().clamp(min=1)
 

@@ -6,6 +6,8 @@ baseline of TOFU, arXiv 2401.06121): L = −CE(forget) + w·CE(retain), w = 1 as
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from .base import Batch, DataRoles, Hyperparameter, MethodContext, UnlearningMethod, forward_logits
@@ -26,10 +28,8 @@ class GradDiff(UnlearningMethod):
                        "TOFU (arXiv 2401.06121) GradDiff baseline: equal weights", minimum=0.0),
     )
 
-    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> dict[str, torch.Tensor]:
+    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> Iterator[dict[str, torch.Tensor]]:
         forget, retain = batch["forget"], batch["retain"]
-        return {
-            "forget": -mean_answer_ce(forward_logits(context.model, forget), forget.labels),
-            "retain": self.params["retain_weight"] * mean_answer_ce(
-                forward_logits(context.model, retain), retain.labels),
-        }
+        yield {"forget": -mean_answer_ce(forward_logits(context.model, forget), forget.labels)}
+        yield {"retain": self.params["retain_weight"] * mean_answer_ce(forward_logits(context.model, retain),
+                                                                       retain.labels)}

@@ -44,6 +44,7 @@ Where we differ from the authors' code, and why:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -55,12 +56,14 @@ from .base import (
     Batch,
     DataRoles,
     Hyperparameter,
+    LossTerms,
     MethodContext,
     UnlearningMethod,
     forward_logits,
 )
 from .icu_neighbours import choose_neighbours
 from .icu_refine import (
+    Batches,
     Refinement,
     build_records,
     evaluating,
@@ -157,7 +160,8 @@ class ICU(UnlearningMethod):
                             "ma_threshold and el_threshold.")
         records = build_records(holdout, context.tokenizer, self.params["prefix_tokens"])
         with context.original_model() as original:
-            scores = memorization_scores(original, context.tokenizer, records)
+            scores = memorization_scores(original, context.tokenizer, records,
+                                         Batches.for_training_batch(context.batch_size))
         return scores.ma, scores.el
 
     # ---- refinement --------------------------------------------------------------------------
@@ -166,7 +170,8 @@ class ICU(UnlearningMethod):
         """Recompute every target's flag and the targets' MA and EL; report and log them."""
         result = refine(context.model, context.tokenizer, self.records,
                         f1_threshold=self.params["f1_threshold"], bleu_threshold=self.params["bleu_threshold"],
-                        keep_above=self.thresholds if self.params["flag_by_memorization"] else None)
+                        keep_above=self.thresholds if self.params["flag_by_memorization"] else None,
+                        batches=Batches.for_training_batch(context.batch_size))
         came_back = [i for i, (old, new) in enumerate(zip(self.flags, result.flags)) if new and not old]
         self.flags = result.flags
         self.history.append({"epoch": epoch, "active": result.active, "ma": result.ma, "el": result.el})
@@ -195,7 +200,7 @@ class ICU(UnlearningMethod):
 
     # ---- one step ----------------------------------------------------------------------------
 
-    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> dict[str, torch.Tensor]:
+    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> LossTerms:
         if not self.flags:
             raise RuntimeError("ICU.prepare must run before loss_terms")
         forget = batch["forget"]
@@ -204,23 +209,31 @@ class ICU(UnlearningMethod):
         if not active:  # nothing to unlearn here: terms without gradient make the runner skip the step
             zero = torch.zeros((), device=forget.input_ids.device)
             return {name: zero.clone() for name in self.terms}
-        keep = torch.tensor(active, device=forget.input_ids.device)
+        return self._groups(context, forget, [rows[p] for p in active], active)
+
+    def _groups(self, context: MethodContext, forget: Batch, rows: list[int],
+                positions: list[int]) -> Iterator[dict[str, torch.Tensor]]:
+        """Two passes, each backpropagated before the next: the active targets, then their neighbours."""
+        yield {"unlearn": -self.params["unlearn_weight"] * self._target_ce(context, forget, rows, positions)}
+        yield self._neighbour_terms(context, rows, forget.input_ids.device)
+
+    def _target_ce(self, context: MethodContext, forget: Batch, rows: list[int], positions: list[int]) -> torch.Tensor:
+        keep = torch.tensor(positions, device=forget.input_ids.device)
         labels = forget.labels[keep].clone()
         if self.params["unlearn_span"] == "suffix":
-            for i, position in enumerate(active):
-                labels[i, :self.records[rows[position]].n_prefix] = IGNORE_INDEX
+            for i, row in enumerate(rows):
+                labels[i, :self.records[row].n_prefix] = IGNORE_INDEX
         targets = Batch(forget.input_ids[keep], forget.attention_mask[keep], labels)
-        pool = context.data["retain"].examples
-        tensors = collate([pool[self.neighbours[rows[p]]] for p in active], pad_token_id_for(context.tokenizer))
-        neighbours = Batch(tensors["input_ids"], tensors["attention_mask"], tensors["labels"])
-        neighbours = neighbours.to(forget.input_ids.device)
+        return mean_answer_ce(forward_logits(context.model, targets), targets.labels)
 
-        neighbour_logits = forward_logits(context.model, neighbours)
+    def _neighbour_terms(self, context: MethodContext, rows: list[int], device: torch.device) -> dict[str, torch.Tensor]:
+        pool = context.data["retain"].examples
+        tensors = collate([pool[self.neighbours[row]] for row in rows], pad_token_id_for(context.tokenizer))
+        neighbours = Batch(tensors["input_ids"], tensors["attention_mask"], tensors["labels"]).to(device)
         with context.original_model() as original:
             reference_logits = forward_logits(original, neighbours)
+        neighbour_logits = forward_logits(context.model, neighbours)
         return {
-            "unlearn": -self.params["unlearn_weight"] * mean_answer_ce(forward_logits(context.model, targets),
-                                                                        targets.labels),
             "neighbour": self.params["neighbour_weight"] * mean_answer_ce(neighbour_logits, neighbours.labels),
             "kl": self.params["kl_weight"] * kl_to_reference(reference_logits, neighbour_logits,
                                                              neighbours.attention_mask),

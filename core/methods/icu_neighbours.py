@@ -37,13 +37,19 @@ def mean_pooled(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Ten
 def own_embeddings(model, examples: Sequence[dict], pad_token_id: int, device) -> torch.Tensor:
     """Mean-pooled last hidden states of ``model`` (call it with the adapter off) for tokenized
     examples, [N, D] on the CPU."""
+    # The decoder alone returns the last hidden state without the language-model head's logits or
+    # every layer's states (output_hidden_states), which on a real vocabulary cost more than training.
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
     out = []
     for start in range(0, len(examples), EMBEDDING_BATCH):
         batch = collate(list(examples[start:start + EMBEDDING_BATCH]), pad_token_id)
         mask = batch["attention_mask"].to(device)
-        output = model(input_ids=batch["input_ids"].to(device), attention_mask=mask,
-                       output_hidden_states=True, use_cache=False)
-        out.append(mean_pooled(output.hidden_states[-1], mask).cpu())
+        inputs = {"input_ids": batch["input_ids"].to(device), "attention_mask": mask, "use_cache": False}
+        if decoder is not None:
+            hidden = decoder(**inputs).last_hidden_state
+        else:
+            hidden = model(**inputs, output_hidden_states=True).hidden_states[-1]
+        out.append(mean_pooled(hidden, mask).cpu())
     return torch.cat(out)
 
 

@@ -28,7 +28,7 @@ import torch
 
 from ..data.formats import read_file, split_path
 from ..data.templates import IGNORE_INDEX, pad_token_id_for
-from ..generate import generate_ids
+from ..generate import generate_ids, generation_rows
 from ..metrics import memorization
 
 GENERATION_BATCH = 128
@@ -165,11 +165,12 @@ def _device(model) -> torch.device:
 
 
 @torch.no_grad()
-def teacher_forced_predictions(model, records: Sequence[Record], pad_token_id: int) -> list[list[int]]:
+def teacher_forced_predictions(model, records: Sequence[Record], pad_token_id: int,
+                               batch_size: int = SCORING_BATCH) -> list[list[int]]:
     """Per record, the argmax prediction for each suffix token with the record fed in whole."""
     predictions = []
-    for start in range(0, len(records), SCORING_BATCH):
-        chunk = records[start:start + SCORING_BATCH]
+    for start in range(0, len(records), batch_size):
+        chunk = records[start:start + batch_size]
         width = max(len(r.ids) for r in chunk)
         input_ids = torch.full((len(chunk), width), pad_token_id, dtype=torch.long)
         attention = torch.zeros_like(input_ids)
@@ -183,20 +184,36 @@ def teacher_forced_predictions(model, records: Sequence[Record], pad_token_id: i
     return predictions
 
 
-def greedy_continuations(model, tokenizer, jobs: Sequence[tuple[list[int], int]]) -> list[list[int]]:
+def greedy_continuations(model, tokenizer, jobs: Sequence[tuple[list[int], int]],
+                         batch_size: int = GENERATION_BATCH) -> list[list[int]]:
     """Greedy new ids for (prompt ids, length) jobs, each cut to its length; similar lengths share
     a batch, as in the evaluation suite."""
     order = sorted(range(len(jobs)), key=lambda i: jobs[i][1])
     out: list[list[int]] = [[] for _ in jobs]
-    for start in range(0, len(order), GENERATION_BATCH):
-        chunk = order[start:start + GENERATION_BATCH]
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
         generated = generate_ids(
             model, [jobs[i][0] for i in chunk], pad_token_id=pad_token_id_for(tokenizer),
             eos_token_id=tokenizer.eos_token_id, max_new_tokens=max(jobs[i][1] for i in chunk),
-            batch_size=GENERATION_BATCH)
+            batch_size=batch_size)
         for i, ids in zip(chunk, generated, strict=True):
             out[i] = ids[:jobs[i][1]]
     return out
+
+
+@dataclass(frozen=True)
+class Batches:
+    """Rows per forward pass when scoring (teacher-forced) and when generating."""
+
+    scoring: int = SCORING_BATCH
+    generation: int = GENERATION_BATCH
+
+    @classmethod
+    def for_training_batch(cls, batch_size: int | None) -> Batches:
+        """Sized from the run's training batch, so that a run that fits its steps fits these too."""
+        if not batch_size:
+            return cls()
+        return cls(scoring=batch_size, generation=generation_rows(batch_size))
 
 
 @dataclass
@@ -210,10 +227,11 @@ class Memorization:
     record_el: list[float]
 
 
-def memorization_scores(model, tokenizer, records: Sequence[Record]) -> Memorization:
+def memorization_scores(model, tokenizer, records: Sequence[Record], batches: Batches | None = None) -> Memorization:
     """MA from one teacher-forced pass; EL_n from one greedy continuation per cut point t in
     each suffix (n from the suffix's length), as core/evaluate.py measures memorization sets."""
-    predictions = teacher_forced_predictions(model, records, pad_token_id_for(tokenizer))
+    batches = batches or Batches()
+    predictions = teacher_forced_predictions(model, records, pad_token_id_for(tokenizer), batches.scoring)
     counts = [memorization.ma_counts(p, r.suffix) for p, r in zip(predictions, records, strict=True)]
     total = sum(n for _, n in counts)
     ma = sum(h for h, _ in counts) / total if total else math.nan
@@ -224,7 +242,7 @@ def memorization_scores(model, tokenizer, records: Sequence[Record]) -> Memoriza
         for t in range(max(record.n_prefix, 1), len(record.ids) - n + 1):
             jobs.append((record.ids[:t], len(record.ids) - t))
             owners.append(index)
-    outputs = greedy_continuations(model, tokenizer, jobs)
+    outputs = greedy_continuations(model, tokenizer, jobs, batches.generation)
     per_record: dict[int, tuple[list, list]] = {i: ([], []) for i in range(len(records))}
     for owner, (prompt, _), output in zip(owners, jobs, outputs, strict=True):
         per_record[owner][0].append(output)
@@ -254,16 +272,18 @@ class Refinement:
 
 
 def refine(model, tokenizer, records: Sequence[Record], *, f1_threshold: float, bleu_threshold: float,
-           keep_above: tuple[float, float] | None = None) -> Refinement:
+           keep_above: tuple[float, float] | None = None, batches: Batches | None = None) -> Refinement:
     """Generate each target's continuation from its prefix, score it against the true suffix,
     flag the targets the model still reproduces, and measure MA and EL_n of the set.
 
     ``keep_above = (ma, el)``: a target also stays active while its own MA or EL_n is at or
     above these levels, although its continuation from the prefix has gone astray.
     """
+    batches = batches or Batches()
     with evaluating(model) as inner:
-        continuations = greedy_continuations(inner, tokenizer, [(r.prefix, len(r.suffix)) for r in records])
-        scores = memorization_scores(inner, tokenizer, records)
+        continuations = greedy_continuations(inner, tokenizer, [(r.prefix, len(r.suffix)) for r in records],
+                                             batches.generation)
+        scores = memorization_scores(inner, tokenizer, records, batches)
     bleus, f1s, flags = [], [], []
     for index, (record, generated) in enumerate(zip(records, continuations, strict=True)):
         produced = tokenizer.decode(generated, skip_special_tokens=True)

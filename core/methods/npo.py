@@ -10,6 +10,8 @@ The reference p0 is the same network with the adapter switched off (no copy of t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from .base import Batch, DataRoles, Hyperparameter, MethodContext, UnlearningMethod, forward_logits
@@ -32,14 +34,13 @@ class NPO(UnlearningMethod):
                        "NPO paper, NPO+RT: equal weights", minimum=0.0),
     )
 
-    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> dict[str, torch.Tensor]:
+    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> Iterator[dict[str, torch.Tensor]]:
         forget = batch["forget"]
-        nll_theta = sequence_nll(forward_logits(context.model, forget), forget.labels, reduction="sum")
         with context.original_model() as original:
             nll_ref = sequence_nll(forward_logits(original, forget), forget.labels, reduction="sum")
-        terms = {"forget": npo_loss(nll_theta, nll_ref, self.params["beta"])}
+        nll_theta = sequence_nll(forward_logits(context.model, forget), forget.labels, reduction="sum")
+        yield {"forget": npo_loss(nll_theta, nll_ref, self.params["beta"])}
         retain = batch.get("retain")
         if retain is not None:
-            terms["retain"] = self.params["retain_weight"] * mean_answer_ce(
-                forward_logits(context.model, retain), retain.labels)
-        return terms
+            yield {"retain": self.params["retain_weight"] * mean_answer_ce(forward_logits(context.model, retain),
+                                                                           retain.labels)}

@@ -131,16 +131,14 @@ class RMU(UnlearningMethod):
         direction = direction / direction.norm()
         self.control_vector = (self.params["steering_scale"] * mean_norm * direction).to(context.device)
 
-    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> dict[str, torch.Tensor]:
+    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> Iterator[dict[str, torch.Tensor]]:
         if self.control_vector is None:
             raise RuntimeError("RMU.prepare must run before loss_terms")
         layer = self._layer(context)
         forget, retain = batch["forget"], batch["retain"]
-        h_forget = self._activations(context.model, layer, forget)
-        h_retain = self._activations(context.model, layer, retain)
+        yield {"forget": rmu_forget_loss(self._activations(context.model, layer, forget), self.control_vector,
+                                         forget.labels != IGNORE_INDEX)}
         with context.original_model() as original:
             h0_retain = self._activations(original, layer, retain)
-        return {
-            "forget": rmu_forget_loss(h_forget, self.control_vector, forget.labels != IGNORE_INDEX),
-            "retain": self.params["alpha"] * rmu_retain_loss(h_retain, h0_retain, retain.attention_mask),
-        }
+        yield {"retain": self.params["alpha"] * rmu_retain_loss(self._activations(context.model, layer, retain),
+                                                                h0_retain, retain.attention_mask)}

@@ -43,6 +43,7 @@ Where we differ from the authors' code, and why:
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from typing import ClassVar
 
 import torch
@@ -191,38 +192,47 @@ class SKU(UnlearningMethod):
         if state.get("seed") is not None:
             self.seed = int(state["seed"])
 
-    def mismatched_batch(self, context: MethodContext, batch: Batch) -> Batch:
-        """Each harmful question of ``batch`` with K other harmful answers, tokenized with the
-        role's template (loss on the answer tokens only)."""
+    def mismatched_batches(self, context: MethodContext, batch: Batch) -> list[Batch]:
+        """K batches the size of ``batch``: in the j-th, each harmful question has the j-th of its
+        K other harmful answers, tokenized with the role's template (loss on the answer tokens
+        only). K batches rather than one of K times the rows: each is backpropagated on its own,
+        so L_RD holds the activations of one harmful batch, not of K."""
         if self.seed is None:
             raise RuntimeError("SKU.prepare must run before loss_terms")
         harmful = context.data["harmful"]
-        examples = []
+        chunks: list[list[dict]] = [[] for _ in range(self.params["k"])]
         for row_index in batch.extra["index"].tolist():
             row = harmful.loaded.rows[row_index]
             generator = torch.Generator().manual_seed(draw_seed(self.seed, context.step, row_index))
-            for answer in draw_mismatched(row["answer"], self._answers, self.params["k"], generator):
+            for chunk, answer in zip(chunks, draw_mismatched(row["answer"], self._answers, self.params["k"], generator),
+                                     strict=True):
                 pair = {"question": row["question"], "answer": answer, "_origin": row.get("_origin")}
-                examples.append(tokenize_example(pair, harmful.template, context.tokenizer, self._max_length,
-                                                 warnings=[]))
-        tensors = collate(examples, pad_token_id_for(context.tokenizer))
-        return Batch(tensors["input_ids"], tensors["attention_mask"], tensors["labels"]).to(batch.input_ids.device)
+                chunk.append(tokenize_example(pair, harmful.template, context.tokenizer, self._max_length,
+                                              warnings=[]))
+        pad_id = pad_token_id_for(context.tokenizer)
+        device = batch.input_ids.device
+        return [Batch(t["input_ids"], t["attention_mask"], t["labels"]).to(device)
+                for t in (collate(chunk, pad_id) for chunk in chunks)]
 
-    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> dict[str, torch.Tensor]:
+    def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> Iterator[dict[str, torch.Tensor]]:
+        """One group per forward pass: the harmful batch, each of the K mismatched batches (their
+        mean over all K·B sequences is the mean of the K batch means), then the normal batch."""
         harmful, normal = batch["harmful"], batch["normal"]
-        mismatched = self.mismatched_batch(context, harmful)
-        logits_normal = forward_logits(context.model, normal)
+        p = self.params
+        yield {"distortion": p["distortion_weight"] * answer_loss(forward_logits(context.model, harmful),
+                                                                   harmful.labels)}
+        share = p["disassociation_weight"] / p["k"]
+        for mismatched in self.mismatched_batches(context, harmful):
+            yield {"disassociation": share * answer_loss(forward_logits(context.model, mismatched), mismatched.labels)}
+        yield self._preservation(context, normal)
+
+    def _preservation(self, context: MethodContext, normal: Batch) -> dict[str, torch.Tensor]:
         with context.original_model() as original:
             logits_ref = forward_logits(original, normal)
+        logits_normal = forward_logits(context.model, normal)
         context.report({"sku/normal_kl": masked_mean_kl(logits_ref, logits_normal.detach(), normal.attention_mask)})
-        p = self.params
-        return {
-            "distortion": p["distortion_weight"] * answer_loss(forward_logits(context.model, harmful), harmful.labels),
-            "disassociation": p["disassociation_weight"] * answer_loss(
-                forward_logits(context.model, mismatched), mismatched.labels),
-            "preservation": p["preservation_weight"] * preservation_divergence(
-                logits_ref, logits_normal, normal.attention_mask, p["kl_cap"]),
-        }
+        return {"preservation": self.params["preservation_weight"] * preservation_divergence(
+            logits_ref, logits_normal, normal.attention_mask, self.params["kl_cap"])}
 
     def finalize_adapter(self, model: torch.nn.Module) -> None:
         """Stage 2: the adapter becomes −λ times what it learned (B → −λB)."""

@@ -14,7 +14,7 @@ from tiny_models import N_LAYERS, build_tiny_model  # noqa: E402
 from unlearn_studio.core.config import RunConfig  # noqa: E402
 from unlearn_studio.core.data.templates import collate, pad_token_id_for, tokenize_rows  # noqa: E402
 from unlearn_studio.core.errors import UserError  # noqa: E402
-from unlearn_studio.core.methods.base import Batch, MethodContext, forward_logits  # noqa: E402
+from unlearn_studio.core.methods.base import Batch, MethodContext, all_terms, forward_logits  # noqa: E402
 from unlearn_studio.core.methods.losses import mean_answer_ce  # noqa: E402
 from unlearn_studio.core.methods.registry import all_methods, get_method, register  # noqa: E402
 from unlearn_studio.core.methods.rmu import default_layer  # noqa: E402
@@ -68,7 +68,7 @@ def setup_run(tiny_dir, roles):
 
 def evaluate(method, context, batches) -> dict[str, float]:
     with torch.no_grad():
-        return {name: float(value) for name, value in method.loss_terms(context, batches).items()}
+        return {name: float(value) for name, value in all_terms(method.loss_terms(context, batches)).items()}
 
 
 def train(method, context, batches, steps=5) -> None:
@@ -77,7 +77,7 @@ def train(method, context, batches, steps=5) -> None:
     context.model.train()
     for step in range(steps):
         context.step = step
-        terms = method.loss_terms(context, batches)
+        terms = all_terms(method.loss_terms(context, batches))
         assert all(value.requires_grad for value in terms.values())
         optimizer.zero_grad()
         sum(terms.values()).backward()
@@ -184,7 +184,7 @@ def test_extra_padding_changes_no_loss_term(name, tiny_dir):
 
 def test_npo_without_retain_data_has_only_the_forget_term(tiny_dir):
     context, batches, _ = setup_run(tiny_dir, ("forget",))
-    terms = get_method("npo")().loss_terms(context, batches)
+    terms = all_terms(get_method("npo")().loss_terms(context, batches))
     assert set(terms) == {"forget"}
 
 

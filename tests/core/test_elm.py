@@ -26,14 +26,16 @@ from unlearn_studio.core.config import (
 from unlearn_studio.core.data.templates import collate, pad_token_id_for, tokenize_rows
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.methods import elm
-from unlearn_studio.core.methods.base import Batch, MethodContext, forward_logits
+from unlearn_studio.core.methods.base import Batch, MethodContext, all_terms, forward_logits
 from unlearn_studio.core.methods.elm_losses import (
     align_to_text,
     erase_target,
+    erase_target_top_k,
     eta_ramp,
     hard_cross_entropy,
     keep_top_k,
     soft_cross_entropy,
+    sparse_soft_cross_entropy,
 )
 from unlearn_studio.core.methods.elm_phrasings import (
     EXPERT_PREFIXES,
@@ -129,6 +131,33 @@ def test_erase_target_follows_the_formula():
             expected[top] = F.softmax(e[top], -1)
             torch.testing.assert_close(q[b, t], expected)
     assert ((q[mask] > 0).sum(-1) == 3).all()
+
+
+def test_the_sparse_erase_target_and_its_loss_equal_the_dense_ones():
+    torch.manual_seed(1)
+    z0, ze, zn = (torch.randn(2, 4, 11) for _ in range(3))
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)
+    dense = erase_target(z0, ze, zn, mask, eta=7.0, temperature=1.2, top_k=4)
+    probabilities, token_ids = erase_target_top_k(z0.clone(), ze.clone(), zn.clone(), mask, eta=7.0,
+                                                  temperature=1.2, top_k=4)
+    assert probabilities.shape == token_ids.shape == (2, 4, 4)
+    rebuilt = torch.zeros_like(dense).scatter(-1, token_ids, probabilities)
+    torch.testing.assert_close(rebuilt[mask], dense[mask])
+    logits = torch.randn(2, 4, 11, requires_grad=True)
+    sparse_loss = sparse_soft_cross_entropy(logits, probabilities, token_ids, mask)
+    dense_loss = soft_cross_entropy(logits, dense, mask)
+    torch.testing.assert_close(sparse_loss, dense_loss)
+    sparse_grad, = torch.autograd.grad(sparse_loss, logits)
+    dense_grad, = torch.autograd.grad(dense_loss, logits)
+    torch.testing.assert_close(sparse_grad, dense_grad)
+
+
+def test_consistency_rows_are_cut_to_the_length_from_the_start_of_the_text():
+    # [BOS] x1..x5 | r1 r2 c1 c2 c3: lead 1, n_text 6 (BOS and x).
+    row = [0, 11, 12, 13, 14, 15, 21, 22, 31, 32, 33]
+    assert elm.fit_to_length(row, 6, 1, 20) == (row, 6)  # fits: unchanged
+    assert elm.fit_to_length(row, 6, 1, 8) == ([0, 14, 15, 21, 22, 31, 32, 33], 3)  # x shortened from its start
+    assert elm.fit_to_length(row, 6, 1, 5) == ([0, 15, 21, 22, 31], 2)  # one token of x stays; the end goes
 
 
 def test_erase_target_moves_mass_from_the_experts_token_to_the_novices():
@@ -311,7 +340,7 @@ def test_training_lowers_each_term_and_leaves_the_original_model_alone(tiny_dir)
 
     def terms():
         with torch.no_grad():
-            return {k: float(v) for k, v in method.loss_terms(context, batches).items()}
+            return {k: float(v) for k, v in all_terms(method.loss_terms(context, batches)).items()}
 
     before = terms()
     assert set(before) == {"erase", "retain", "consistency"}
@@ -319,7 +348,7 @@ def test_training_lowers_each_term_and_leaves_the_original_model_alone(tiny_dir)
     optimizer = torch.optim.AdamW([p for p in context.model.parameters() if p.requires_grad], lr=1e-2)
     for step in range(8):
         context.step = 0  # the same framings every step, so the objective is fixed
-        loss = sum(method.loss_terms(context, batches).values())
+        loss = sum(all_terms(method.loss_terms(context, batches)).values())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -333,7 +362,7 @@ def test_a_zero_weight_skips_its_term(tiny_dir):
     method, context, batches = setup_method(tiny_dir, {"erase_weight": 0.0, "consistency_weight": 0.0})
     method.prepare(context, {})
     with torch.no_grad():
-        terms = method.loss_terms(context, batches)
+        terms = all_terms(method.loss_terms(context, batches))
     assert float(terms["erase"]) == 0 and float(terms["consistency"]) == 0 and float(terms["retain"]) >= 0
 
 

@@ -25,12 +25,14 @@ from unlearn_studio.core.config import (
     ScheduleConfig,
     TrainingConfig,
 )
+from unlearn_studio.core.data.templates import collate, pad_token_id_for
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.events import LogEvent, StepEvent
 from unlearn_studio.core.methods import icu as icu_module
-from unlearn_studio.core.methods.base import MethodContext, forward_logits
-from unlearn_studio.core.methods.icu_neighbours import choose_neighbours, nearest
+from unlearn_studio.core.methods.base import MethodContext, all_terms, forward_logits
+from unlearn_studio.core.methods.icu_neighbours import choose_neighbours, mean_pooled, nearest, own_embeddings
 from unlearn_studio.core.methods.icu_refine import (
+    Batches,
     Record,
     Refinement,
     bleu4,
@@ -220,6 +222,17 @@ def test_a_record_the_model_does_not_reproduce_is_forgotten(context):
     assert above_all.flags == [0, 0, 0]
 
 
+def test_refinement_batches_follow_the_training_batch_and_do_not_change_the_result(context):
+    assert Batches.for_training_batch(4) == Batches(scoring=4, generation=32)
+    assert Batches.for_training_batch(None) == Batches()
+    records = build_records(context.data["forget"], context.tokenizer, prefix_tokens=50)
+    whole = refine(context.model, context.tokenizer, records, f1_threshold=0.3, bleu_threshold=0.01)
+    one_by_one = refine(context.model, context.tokenizer, records, f1_threshold=0.3, bleu_threshold=0.01,
+                        batches=Batches(scoring=1, generation=1))
+    assert one_by_one.flags == whole.flags and one_by_one.bleu == pytest.approx(whole.bleu)
+    assert (one_by_one.ma, one_by_one.el) == (pytest.approx(whole.ma), pytest.approx(whole.el))
+
+
 # ---- flags across epochs --------------------------------------------------------------------------
 
 
@@ -261,13 +274,13 @@ def test_steps_use_only_active_targets_and_skip_when_none(context, monkeypatch):
     method, _, _ = prepared(context)
     stream = RoleStream("forget", context.data["forget"].examples, 3, 0, context.tokenizer.eos_token_id)
     batch = stream.next_batch()
-    terms = method.loss_terms(context, {"forget": batch})
+    terms = all_terms(method.loss_terms(context, {"forget": batch}))
     assert set(terms) == {"unlearn", "neighbour", "kl"}
     assert all(t.requires_grad for t in terms.values()) and terms["unlearn"].item() < 0
     assert terms["kl"].item() == pytest.approx(0.0, abs=1e-6)  # a fresh adapter changes nothing yet
 
     method.flags = [0, 0, 0]
-    skipped = method.loss_terms(context, {"forget": batch})
+    skipped = all_terms(method.loss_terms(context, {"forget": batch}))
     assert set(skipped) == {"unlearn", "neighbour", "kl"}
     assert all(not t.requires_grad and float(t) == 0.0 for t in skipped.values())
 
@@ -285,8 +298,9 @@ def test_unlearn_span_suffix_leaves_the_prefix_out_of_the_ascent(context, monkey
         logits = forward_logits(context.model, batch)
         expected_whole = -mean_answer_ce(logits, batch.labels)
         expected_suffix = -mean_answer_ce(logits, labels)
-        assert whole.loss_terms(context, {"forget": batch})["unlearn"] == pytest.approx(float(expected_whole))
-        assert suffix.loss_terms(context, {"forget": batch})["unlearn"] == pytest.approx(float(expected_suffix))
+        assert all_terms(whole.loss_terms(context, {"forget": batch}))["unlearn"] == pytest.approx(float(expected_whole))
+        assert all_terms(suffix.loss_terms(context, {"forget": batch}))["unlearn"] == pytest.approx(
+            float(expected_suffix))
     assert float(expected_whole) != pytest.approx(float(expected_suffix))
 
 
@@ -312,6 +326,20 @@ def test_neighbours_are_retain_rows_other_than_the_targets(context, tiny_dir):
     assert choose_neighbours(context, str(tiny_dir)) == own
     with pytest.raises(UserError, match="embedding_model"):
         choose_neighbours(context, str(tiny_dir / "missing"))
+
+
+def test_own_embeddings_are_the_adapter_off_last_hidden_states_mean_pooled(context):
+    examples = context.data["forget"].examples
+    with torch.no_grad():
+        for lora in (p for n, p in context.model.named_parameters() if "lora_B" in n):
+            lora.normal_(std=0.5)  # the adapter changes the model, and must not count
+    pad = pad_token_id_for(context.tokenizer)
+    with context.original_model() as original:
+        embedded = own_embeddings(original, examples, pad, torch.device("cpu"))
+        batch = collate(list(examples), pad)
+        hidden = original(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                          output_hidden_states=True).hidden_states[-1]
+    torch.testing.assert_close(embedded, mean_pooled(hidden, batch["attention_mask"]))
 
 
 # ---- stop conditions and state --------------------------------------------------------------------

@@ -599,3 +599,73 @@ def test_roles_that_are_not_batched_get_no_stream_and_no_tokens(make_config, mon
     assert PoolMethod.seen_roles == [{"forget"}] * 3
     state = json.loads((result.output_dir / "checkpoints" / "step-000002" / "state.json").read_text())
     assert set(state["streams"]) == {"forget"}
+
+
+# ---- terms in groups: one backward per forward pass ------------------------------------------------
+
+
+class GroupedMethod(TinyMethod):
+    """TinyMethod's terms yielded one forward pass at a time; it notes, as each retain pass starts,
+    whether the forget pass's gradient has already reached the adapter."""
+
+    name = "tiny_grouped"
+    grads_before_retain: list[bool] = []
+
+    def loss_terms(self, context, batch):
+        yield {"forget": self.params["weight"] * self._ce(context, batch["forget"])}
+        lora = [p for name, p in context.model.named_parameters() if "lora_B" in name]
+        GroupedMethod.grads_before_retain.append(any(p.grad is not None and bool(p.grad.any()) for p in lora))
+        yield {"retain": 0.5 * self._ce(context, batch["retain"])}
+
+
+def test_grouped_terms_are_backpropagated_one_by_one_and_train_the_same_adapter(make_config, monkeypatch):
+    plain = runner.execute(make_config(steps=4, lr=0.1))
+    monkeypatch.setattr(runner, "method_class", lambda name: GroupedMethod)
+    GroupedMethod.grads_before_retain = []
+    events = Recorder()
+    grouped = runner.execute(make_config(steps=4, lr=0.1), listener=events)
+    assert grouped.status == plain.status == "finished"
+    assert GroupedMethod.grads_before_retain == [True] * 4  # the forget pass was backpropagated first
+    for name, value in lora_weights(plain.adapter_dir).items():
+        torch.testing.assert_close(lora_weights(grouped.adapter_dir)[name], value, rtol=1e-5, atol=1e-7)
+    assert set(events.of(StepEvent)[-1].losses) == {"loss/forget", "loss/retain", "loss/total"}
+
+
+def test_engines_that_want_one_backward_get_the_groups_summed(make_config, monkeypatch):
+    from accelerate.utils import DistributedType
+
+    plain = runner.execute(make_config(steps=3, lr=0.1))
+    monkeypatch.setattr(runner, "method_class", lambda name: GroupedMethod)
+    monkeypatch.setattr(runner, "ONE_BACKWARD_PER_STEP", (DistributedType.NO,))
+    GroupedMethod.grads_before_retain = []
+    summed = runner.execute(make_config(steps=3, lr=0.1))
+    assert GroupedMethod.grads_before_retain == [False] * 3  # nothing was backpropagated before the sum
+    for name, value in lora_weights(plain.adapter_dir).items():
+        torch.testing.assert_close(lora_weights(summed.adapter_dir)[name], value, rtol=1e-5, atol=1e-7)
+
+
+class ExtraPassMethod(TinyMethod):
+    """Trains on each forget batch twice and runs one frozen pass; only the trained passes count."""
+
+    name = "tiny_extra_pass"
+    forget_tokens: list[int] = []
+
+    def loss_terms(self, context, batch):
+        forget = batch["forget"]
+        ExtraPassMethod.forget_tokens.append(forget.n_tokens)
+        with context.original_model() as original:
+            original(input_ids=forget.input_ids, attention_mask=forget.attention_mask)
+        return {"forget": self._ce(context, forget) + self._ce(context, forget)}
+
+
+def test_tokens_per_second_counts_the_tokens_of_every_trained_pass(make_config, monkeypatch):
+    from unlearn_studio.core.token_counter import TrainedTokenCounter
+
+    counted = []
+    total = TrainedTokenCounter.total
+    monkeypatch.setattr(TrainedTokenCounter, "total", lambda self: counted.append(total(self)) or counted[-1])
+    monkeypatch.setattr(runner, "method_class", lambda name: ExtraPassMethod)
+    ExtraPassMethod.forget_tokens = []
+    result = runner.execute(make_config(steps=3, retain_role=False))
+    assert result.status == "finished"
+    assert counted == [2 * n for n in ExtraPassMethod.forget_tokens] and all(n > 0 for n in counted)

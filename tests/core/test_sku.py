@@ -29,7 +29,8 @@ from unlearn_studio.core.data import load_dataset_file, tokenize_rows
 from unlearn_studio.core.data.templates import IGNORE_INDEX, collate, pad_token_id_for
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.events import StepEvent
-from unlearn_studio.core.methods.base import Batch, MethodContext
+from unlearn_studio.core.methods.base import Batch, MethodContext, all_terms, forward_logits
+from unlearn_studio.core.methods.losses import sequence_nll
 from unlearn_studio.core.methods.registry import get_method
 from unlearn_studio.core.methods.sku import (
     SKU,
@@ -176,30 +177,49 @@ def setup(tiny_dir, tmp_path, params=None):
     return method, context, data
 
 
-def test_mismatched_batch_pairs_each_question_with_other_answers_on_answer_tokens(tiny_dir, tmp_path):
+def test_mismatched_batches_pair_each_question_with_k_other_answers_on_answer_tokens(tiny_dir, tmp_path):
     method, context, data = setup(tiny_dir, tmp_path, {"k": 2})
     tokenizer = context.tokenizer
     context.step = 4
-    mismatched = method.mismatched_batch(context, batch_of(data["harmful"], [0, 3], tokenizer))
-    assert mismatched.input_ids.shape[0] == 4  # 2 questions × K = 2
-    for i, source in enumerate([0, 0, 3, 3]):
-        ids = mismatched.input_ids[i][mismatched.attention_mask[i].bool()]
-        labels = mismatched.labels[i][mismatched.attention_mask[i].bool()]
-        answer_ids = labels[labels != IGNORE_INDEX]
-        prompt_ids = ids[: len(ids) - len(answer_ids)]
-        # The labels are exactly the tail of the sequence (answer + EOS); the prompt is unlabelled.
-        assert torch.equal(ids[len(prompt_ids):], answer_ids)
-        answer = tokenizer.decode(answer_ids, skip_special_tokens=True).strip()
-        assert answer in {row["answer"] for row in HARMFUL} and answer != HARMFUL[source]["answer"]
-        assert HARMFUL[source]["question"] in tokenizer.decode(prompt_ids)
-    # Padding carries neither attention nor labels.
-    assert bool(((mismatched.attention_mask == 0) <= (mismatched.labels == IGNORE_INDEX)).all())
+    chunks = method.mismatched_batches(context, batch_of(data["harmful"], [0, 3], tokenizer))
+    assert len(chunks) == 2 and all(chunk.input_ids.shape[0] == 2 for chunk in chunks)  # K batches of B rows
+    drawn = {0: [], 3: []}
+    for chunk in chunks:
+        for i, source in enumerate([0, 3]):
+            ids = chunk.input_ids[i][chunk.attention_mask[i].bool()]
+            labels = chunk.labels[i][chunk.attention_mask[i].bool()]
+            answer_ids = labels[labels != IGNORE_INDEX]
+            prompt_ids = ids[: len(ids) - len(answer_ids)]
+            # The labels are exactly the tail of the sequence (answer + EOS); the prompt is unlabelled.
+            assert torch.equal(ids[len(prompt_ids):], answer_ids)
+            answer = tokenizer.decode(answer_ids, skip_special_tokens=True).strip()
+            assert answer in {row["answer"] for row in HARMFUL} and answer != HARMFUL[source]["answer"]
+            assert HARMFUL[source]["question"] in tokenizer.decode(prompt_ids)
+            drawn[source].append(answer)
+        # Padding carries neither attention nor labels.
+        assert bool(((chunk.attention_mask == 0) <= (chunk.labels == IGNORE_INDEX)).all())
+    # Without replacement: a question's K answers differ while the pool has enough.
+    assert all(len(set(answers)) == 2 for answers in drawn.values())
     # The same seed and step draw the same answers (a resumed run); the seed is the method's state.
     again = SKU({"k": 2})
     again.prepare(context, {})
     again.load_state_dict(method.state_dict())
-    assert torch.equal(again.mismatched_batch(context, batch_of(data["harmful"], [0, 3], tokenizer)).input_ids,
-                       mismatched.input_ids)
+    for first, second in zip(chunks, again.mismatched_batches(context, batch_of(data["harmful"], [0, 3], tokenizer)),
+                             strict=True):
+        assert torch.equal(first.input_ids, second.input_ids)
+
+
+def test_disassociation_over_k_batches_equals_the_mean_over_all_mismatched_pairs(tiny_dir, tmp_path):
+    method, context, data = setup(tiny_dir, tmp_path, {"k": 3})
+    context.step = 2
+    harmful = batch_of(data["harmful"], [0, 1, 3], context.tokenizer)
+    chunks = method.mismatched_batches(context, harmful)
+    per_sequence = torch.cat([sequence_nll(forward_logits(context.model, c), c.labels, reduction="mean")
+                              for c in chunks])
+    yielded = all_terms(method.loss_terms(context, {"harmful": harmful,
+                                                    "normal": batch_of(data["normal"], [0, 1], context.tokenizer)}))
+    assert per_sequence.numel() == 9
+    assert float(yielded["disassociation"].detach()) == pytest.approx(2.5 * float(per_sequence.detach().mean()), rel=1e-5)
 
 
 def test_the_draw_seed_follows_the_seeded_rng(tiny_dir, tmp_path):
@@ -273,7 +293,7 @@ def test_training_steps_learn_the_harm_and_keep_the_terms_finite(tiny_dir, tmp_p
     history = []
     for step in range(1, 7):
         context.step = step
-        terms = method.loss_terms(context, batches)
+        terms = all_terms(method.loss_terms(context, batches))
         assert set(terms) == set(SKU.terms)
         assert all(torch.isfinite(v) and v.requires_grad for v in terms.values())
         history.append({name: float(v.detach()) for name, v in terms.items()})
