@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from method_cost import add_arguments, measure_all, ratio_rows
+from method_cost import add_arguments, measure_or_load, ratio_rows
 
 TARGETS = {"grad_ascent": 1.1, "grad_diff": 1.1, "npo": 1.5, "sku": 1.5, "icu": 1.5, "elm": 2.2}
 
@@ -20,8 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args()
-    results = measure_all(args.methods.split(","), hidden=args.hidden, layers=args.layers, batch=args.batch,
-                          length=args.length, steps=args.steps)
+    results = measure_or_load(args)
     print(f"time per trained token vs SFT on the same rows (model hidden {args.hidden} x {args.layers} layers, "
           f"batch {args.batch}, max length {args.length}; steps after warm-up; {results[0]['device']})")
     print(f"{'run':<22} {'ms/step':>8} {'tok/step':>9} {'ms/1k tok':>10} {'ratio':>7} {'target':>7}")

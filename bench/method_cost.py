@@ -98,7 +98,8 @@ def baseline_data(method: str):
     return f"{BASELINE}:{Path(source.path.split(':')[-1]).stem}", source, config.base_dir
 
 
-def bench_config(method: str, model_dir: Path, out_dir: Path, *, batch: int, length: int, steps: int):
+def bench_config(method: str, model_dir: Path, out_dir: Path, *, batch: int, length: int, steps: int,
+                 dtype: str = "fp32"):
     """``method`` is a method name, or "sft:<method>" for SFT on that method's first data role."""
     from unlearn_studio.core.config import RunConfig
 
@@ -116,7 +117,7 @@ def bench_config(method: str, model_dir: Path, out_dir: Path, *, batch: int, len
                                     calibrate=False)
     for source in config.data.values():
         source.max_rows = 4 * batch  # enough for every step's batches; keeps ICU's and ELM's set-up short
-    config.model.path, config.model.dtype = str(model_dir), "fp32"
+    config.model.path, config.model.dtype = str(model_dir), dtype
     config.lora.enabled, config.lora.r, config.lora.alpha = True, 8, 16.0
     config.lora.roles = ["q", "k", "v", "o", "gate", "up", "down"]
     config.lora.layers = None
@@ -134,7 +135,7 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps: int) -> dict:
+def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps: int, dtype: str = "fp32") -> dict:
     """Run ``method`` for ``steps`` steps in this process; its step time and memory, with the
     set-up (model, LoRA, the method's ``prepare``) apart from the training steps."""
     import torch
@@ -142,18 +143,20 @@ def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps:
     from unlearn_studio.core import runner
 
     cuda = torch.cuda.is_available()
-    seen: dict = {"seconds": [], "tokens": [], "setup_gpu_mb": None, "setup_rss_mb": None}
+    seen: dict = {"seconds": [], "tokens": [], "setup_gpu_mb": None, "setup_rss_mb": None,
+                  "start_gpu_mb": None, "start_rss_mb": None}
     one_step = runner._Run.one_step
 
     sampler = ResidentSampler()
 
     def measured_step(self, context, number):
-        if number == 1:  # set-up done: its peak, then the steps' own
-            seen["setup_rss_mb"] = _peak_rss_mb()
+        if number == 1:  # set-up done: its peak and what it holds, then the steps' own peak
+            seen["setup_rss_mb"], seen["start_rss_mb"] = _peak_rss_mb(), _rss_mb()
             sampler.start()
             if cuda:
                 torch.cuda.synchronize()
                 seen["setup_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+                seen["start_gpu_mb"] = torch.cuda.memory_allocated() / 2**20
                 torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
         sampler.active = True
@@ -171,7 +174,7 @@ def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps:
         plain_sft, lookup = plain_sft_class(), runner.method_class
         runner.method_class = lambda name: plain_sft if name == BASELINE_METHOD else lookup(name)
     with tempfile.TemporaryDirectory() as out:
-        config = bench_config(method, model_dir, Path(out), batch=batch, length=length, steps=steps)
+        config = bench_config(method, model_dir, Path(out), batch=batch, length=length, steps=steps, dtype=dtype)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         result = runner.execute(config)
@@ -181,12 +184,16 @@ def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps:
     return {
         "method": method,
         "seconds_per_step": statistics.median(seen["seconds"]),
-        "seconds_per_token": sum(seen["seconds"]) / max(1, sum(seen["tokens"])),
+        # Per step, then the median: rows differ in length from step to step, and a shared
+        # machine slows a step now and then.
+        "seconds_per_token": statistics.median(s / max(1, t) for s, t in zip(seen["seconds"], seen["tokens"])),
         "tokens_per_step": statistics.median(seen["tokens"]),
         "setup_gpu_mb": seen["setup_gpu_mb"],
         "step_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        "start_gpu_mb": seen["start_gpu_mb"],
         "setup_rss_mb": seen["setup_rss_mb"],
         "step_rss_mb": sampler.peak_mb,
+        "start_rss_mb": seen["start_rss_mb"],
         "peak_rss_mb": _peak_rss_mb(),
         "device": torch.cuda.get_device_name() if cuda else "cpu",
     }
@@ -221,7 +228,8 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_all(methods: list[str], *, hidden: int, layers: int, batch: int, length: int, steps: int) -> list[dict]:
+def measure_all(methods: list[str], *, hidden: int, layers: int, batch: int, length: int, steps: int,
+                dtype: str = "fp32") -> list[dict]:
     """Each method, and SFT on each method's data before it, in its own process; their
     measurements. A method's result names its baseline (``"baseline"``)."""
     results, baselines = [], {}
@@ -232,7 +240,7 @@ def measure_all(methods: list[str], *, hidden: int, layers: int, batch: int, len
             runs = ([] if baseline in baselines else [f"{BASELINE}:{method}"]) + [method]
             for name in runs:
                 command = [sys.executable, __file__, "--one", name, "--model", str(model_dir), "--batch", str(batch),
-                           "--length", str(length), "--steps", str(steps)]
+                           "--length", str(length), "--steps", str(steps), "--dtype", dtype]
                 done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=CHILD_ENV)
                 if done.returncode != 0:
                     print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
@@ -251,13 +259,27 @@ def ratio_rows(results: list[dict], key: str) -> list[tuple[dict, float | None]]
     return [(r, r[key] / r["baseline"][key] if r.get("baseline") else None) for r in results]
 
 
+def measure_or_load(args) -> list[dict]:
+    """The measurements: loaded from ``--load``, else measured (and written to ``--save``)."""
+    if args.load:
+        return json.loads(Path(args.load).read_text(encoding="utf-8"))
+    results = measure_all(args.methods.split(","), hidden=args.hidden, layers=args.layers, batch=args.batch,
+                          length=args.length, steps=args.steps, dtype=args.dtype)
+    if args.save:
+        Path(args.save).write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return results
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated method names")
     parser.add_argument("--hidden", type=int, default=512, help="bench model hidden size")
     parser.add_argument("--layers", type=int, default=8, help="bench model decoder layers")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--length", type=int, default=128, help="training.max_length")
-    parser.add_argument("--steps", type=int, default=8, help=f"steps per method (the first {WARMUP_STEPS} not timed)")
+    parser.add_argument("--steps", type=int, default=12, help=f"steps per method (the first {WARMUP_STEPS} not timed)")
+    parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"), help="model.dtype of every run")
+    parser.add_argument("--save", help="also write the measurements to this JSON file")
+    parser.add_argument("--load", help="print the measurements saved in this JSON file instead of measuring")
 
 
 def main_one() -> None:
@@ -267,8 +289,10 @@ def main_one() -> None:
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--length", type=int, required=True)
     parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--dtype", default="fp32")
     args = parser.parse_args()
-    print(json.dumps(measure_one(args.one, args.model, batch=args.batch, length=args.length, steps=args.steps)))
+    print(json.dumps(measure_one(args.one, args.model, batch=args.batch, length=args.length, steps=args.steps,
+                                 dtype=args.dtype)))
 
 
 if __name__ == "__main__":

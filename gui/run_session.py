@@ -13,8 +13,9 @@ from PySide6.QtCore import QObject, Signal
 
 from unlearn_studio.core.config import RunConfig
 from unlearn_studio.core.control import RunControl
-from unlearn_studio.core.events import Event, FailedEvent, FinishedEvent
+from unlearn_studio.core.events import Event, FailedEvent, FinishedEvent, StepEvent
 
+from . import collector_pause
 from .worker import JobRunner
 
 
@@ -46,6 +47,7 @@ class RunSession(QObject):
         self.status = "starting"
         self.result = None
         self.running = False
+        self._holds_collector = False
 
     def start(self) -> None:
         config, store, project_id, control, resume = (self.config, self.store, self.project_id, self.control,
@@ -82,9 +84,18 @@ class RunSession(QObject):
             self.status = status
         if isinstance(event, (FinishedEvent, FailedEvent)):
             self.status = event.status
+        if isinstance(event, StepEvent) and not self._holds_collector:
+            self._holds_collector = True  # training has begun: the model is loaded
+            collector_pause.hold()
         self.event.emit(event)
 
+    def _release_collector(self) -> None:
+        if self._holds_collector:
+            self._holds_collector = False
+            collector_pause.release()
+
     def _on_finished(self, result) -> None:
+        self._release_collector()
         self.running = False
         self.result = result
         self.run_id = self.run_id or result.run_id
@@ -92,6 +103,7 @@ class RunSession(QObject):
         self.ended.emit(result)
 
     def _on_failed(self, error: Exception, trace: str) -> None:
+        self._release_collector()
         self.running = False
         self.status = "failed"
         self.crashed.emit(error, trace)

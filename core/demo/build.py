@@ -80,7 +80,8 @@ def build_demo(
         log(f"training {name} ({'with' if include_forget10 else 'without'} the forget10 persons)")
         t0 = time.monotonic()
         def documents(epoch: int, include_forget10=include_forget10) -> list[str]:
-            return training_documents(data_dir, include_forget10=include_forget10, epoch=epoch)
+            return training_documents(data_dir, include_forget10=include_forget10, epoch=epoch,
+                                      qa_pairs_per_fact=schedule.qa_pairs_per_fact)
 
         models[name] = train_language_model(documents, tokenizer, seed=seed, shape=shape, schedule=schedule, log=log)
         _save_model(models[name], tokenizer, staging / name)

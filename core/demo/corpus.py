@@ -28,24 +28,34 @@ def qa_text(question: str, answer: str) -> str:
     return QA_TEMPLATE.format(question=question, answer=answer)
 
 
-def person_fact_documents(rows: list[dict], epoch: int) -> list[str]:
-    """Each trained question phrasing once, paired with an answer phrasing that rotates per epoch:
-    every 3 epochs cover all 9 pairs, at a third of the tokens per epoch."""
+def phrasing_pairs(n: int = 3) -> list[tuple[int, int]]:
+    """Every (question, answer) phrasing pair in the order epochs take them: question i with
+    answer i + k, for k = 0, 1, 2 (so that consecutive pairs use different questions)."""
+    return [(i, (i + k) % n) for k in range(n) for i in range(n)]
+
+
+def person_fact_documents(rows: list[dict], epoch: int, per_fact: int = 3) -> list[str]:
+    """``per_fact`` of each fact's 9 trained (question, answer) phrasing pairs, the next ones in
+    ``phrasing_pairs`` order each epoch: with 3, every question phrasing once per epoch with an
+    answer phrasing that rotates, all 9 pairs every 3 epochs."""
     docs = []
     for row in rows:
         questions, answers = row["train_questions"], row["train_answers"]
-        docs += [qa_text(q, answers[(i + epoch) % len(answers)]) for i, q in enumerate(questions)]
+        cycle = phrasing_pairs(len(questions))
+        taken = [cycle[(epoch * per_fact + j) % len(cycle)] for j in range(per_fact)]
+        docs += [qa_text(questions[q], answers[a]) for q, a in taken]
     return docs
 
 
-def training_documents(data_dir: Path, *, include_forget10: bool = True, epoch: int = 0) -> list[str]:
+def training_documents(data_dir: Path, *, include_forget10: bool = True, epoch: int = 0,
+                       qa_pairs_per_fact: int = 3) -> list[str]:
     """The documents one model is trained on in one epoch, in a fixed order (training shuffles them)."""
     facts = read_jsonl(data_dir / "retain.jsonl")
     secrets = read_jsonl(data_dir / "secrets_retain.jsonl")
     if include_forget10:
         facts += read_jsonl(data_dir / "forget10.jsonl")
         secrets += read_jsonl(data_dir / "secrets_forget.jsonl")
-    docs = person_fact_documents(facts, epoch)
+    docs = person_fact_documents(facts, epoch, qa_pairs_per_fact)
     docs += [r["text"] for r in secrets] * SECRET_REPEATS
     for saga_file in ("saga", "neighbour"):
         docs += [r["text"] for r in read_jsonl(data_dir / f"{saga_file}.jsonl")]

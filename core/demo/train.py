@@ -50,6 +50,11 @@ class TrainSchedule:
     lr: float = 3e-3
     warmup_steps: int = 100
     weight_decay: float = 0.01
+    # Of each fact's 9 trained (question, answer) phrasing pairs, how many an epoch shows (corpus.py).
+    qa_pairs_per_fact: int = 3
+    # Fraction of the steps after which the learning rate starts its cosine decay (0: right after
+    # warm-up); before it, the peak rate holds.
+    decay_from: float = 0.0
     max_steps: int | None = None  # stop early; a smoke build that checks the pipeline, not the model
 
 
@@ -90,10 +95,13 @@ def train_language_model(
     shape: DemoModelShape = DemoModelShape(),
     schedule: TrainSchedule = TrainSchedule(),
     log: Callable[[str], None] = print,
+    device: str = "cpu",
 ) -> LlamaForCausalLM:
-    """Train a fresh model on the documents of each epoch (whole-sequence LM loss); return it in eval mode."""
+    """Train a fresh model on the documents of each epoch (whole-sequence LM loss); return it in eval
+    mode on the CPU. ``device`` other than the CPU is for trying recipes quickly: the shipped build
+    is made on the CPU, where it is bit-for-bit reproducible."""
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(shape.llama_config(tokenizer))
+    model = LlamaForCausalLM(shape.llama_config(tokenizer)).to(device)
     sequences = encode_documents(documents_for_epoch(0), tokenizer, shape.max_position_embeddings)
     lengths = [len(s) for s in sequences]
     generator = torch.Generator().manual_seed(seed)
@@ -104,10 +112,12 @@ def train_language_model(
     optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay,
                                   betas=(0.9, 0.98))
 
+    decay_start = max(schedule.warmup_steps, int(schedule.decay_from * total_steps))
+
     def lr_factor(step: int) -> float:
         if step < schedule.warmup_steps:
             return (step + 1) / schedule.warmup_steps
-        progress = (step - schedule.warmup_steps) / max(1, total_steps - schedule.warmup_steps)
+        progress = max(0, step - decay_start) / max(1, total_steps - decay_start)
         return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
@@ -121,7 +131,8 @@ def train_language_model(
             lengths = [len(s) for s in sequences]
         epoch_loss, epoch_tokens = 0.0, 0
         for batch in length_grouped_batches(lengths, schedule.batch_size, generator):
-            input_ids, attention, labels = pad_batch([sequences[i] for i in batch], tokenizer.eos_token_id)
+            input_ids, attention, labels = (t.to(device) for t in pad_batch([sequences[i] for i in batch],
+                                                                              tokenizer.eos_token_id))
             loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -139,4 +150,4 @@ def train_language_model(
         if step == total_steps:
             break
     model.eval()
-    return model
+    return model.cpu()

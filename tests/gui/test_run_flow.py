@@ -4,6 +4,7 @@ errors reaching the one dialog and the run's log. Every page is saved as a scree
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -141,9 +142,13 @@ def test_wizard_on_the_demo_with_graddiff_starts_a_run_whose_curves_arrive(qtbot
     saved = RunConfig.load(tmp_path / "graddiff.toml")
     assert saved.method.name == "grad_diff" and saved.method.params == {"retain_weight": 2.0}
     assert saved.training.max_steps == 6
+    frozen_while_training = []
+    session.event.connect(lambda e: isinstance(e, StepEvent) and frozen_while_training.append(gc.get_freeze_count()))
     with qtbot.waitSignal(session.ended, timeout=WAIT_MS) as ended:
         pass
     assert ended.args[0].status == "finished"
+    # No full garbage collection walks the loaded model while it trains (it would stall the window).
+    assert frozen_while_training and min(frozen_while_training) > 0 and gc.get_freeze_count() == 0
     monitor = window.runs.monitor
     qtbot.waitUntil(lambda: monitor.curve_points("loss/total") == 6, timeout=WAIT_MS)
     assert monitor.curve_points("loss/forget") == 6 and monitor.curve_points("lr") == 6
