@@ -63,7 +63,7 @@ def parse_grid(items: list[str]) -> list[dict]:
         key, _, values = item.partition("=")
         if key not in fields:
             raise SystemExit(f"unknown recipe field {key!r}; fields: {', '.join(fields)}")
-        cast = int if fields[key] in (int, "int") else float
+        cast = int if "int" in str(fields[key]) else float
         axes.append([(key, cast(v)) for v in values.split(",")])
     return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
 

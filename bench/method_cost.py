@@ -47,8 +47,9 @@ def project_for(method: str) -> Path:
     raise SystemExit(f"no project file for {method} in projects/")
 
 
-def build_bench_model(folder: Path, hidden: int, layers: int) -> Path:
-    """A random Llama with the demo tokenizer (GQA like the demo model), saved to ``folder``."""
+def build_bench_model(folder: Path, hidden: int, layers: int, dtype: str = "fp32") -> Path:
+    """A random Llama with the demo tokenizer (GQA like the demo model), saved to ``folder`` in
+    ``dtype`` (so that each run loads it without converting)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from unlearn_studio.core.paths import demo_model_dir
@@ -62,7 +63,8 @@ def build_bench_model(folder: Path, hidden: int, layers: int) -> Path:
     import torch
 
     torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    weights = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    LlamaForCausalLM(config).to(weights).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
@@ -169,16 +171,18 @@ def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps:
             seen["tokens"].append(outcome[3])
         return outcome
 
+    plain_sft, lookup = plain_sft_class(), runner.method_class
     runner._Run.one_step = measured_step
-    if method.startswith(f"{BASELINE}:"):
-        plain_sft, lookup = plain_sft_class(), runner.method_class
-        runner.method_class = lambda name: plain_sft if name == BASELINE_METHOD else lookup(name)
-    with tempfile.TemporaryDirectory() as out:
-        config = bench_config(method, model_dir, Path(out), batch=batch, length=length, steps=steps, dtype=dtype)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        result = runner.execute(config)
+    runner.method_class = lambda name: plain_sft if name == BASELINE_METHOD else lookup(name)
+    try:
+        with tempfile.TemporaryDirectory() as out:
+            config = bench_config(method, model_dir, Path(out), batch=batch, length=length, steps=steps, dtype=dtype)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            result = runner.execute(config)
+    finally:
         sampler.stop()
+        runner._Run.one_step, runner.method_class = one_step, lookup
     if result.status != "finished":
         raise SystemExit(f"{method}: the run {result.status}: {result.error}")
     return {
@@ -228,24 +232,49 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _measure_apart(name: str, model_dir: Path, **settings) -> dict | None:
+    """One run in a process of its own: nothing another run left behind counts against it."""
+    command = [sys.executable, __file__, "--one", name, "--model", str(model_dir),
+               *(f"--{key}={value}" for key, value in settings.items())]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=CHILD_ENV)
+    if done.returncode != 0:
+        print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _measure_here(name: str, model_dir: Path, **settings) -> dict | None:
+    """One run in this process, for a GPU: CUDA's counters are per run, and the allocations the
+    last run left are freed first (and would show in "start" if they were not)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    torch.cuda.empty_cache()
+    try:
+        return measure_one(name, model_dir, **settings)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the other runs still get measured
+        print(f"{name}: failed: {exc}", file=sys.stderr)
+        return None
+
+
 def measure_all(methods: list[str], *, hidden: int, layers: int, batch: int, length: int, steps: int,
-                dtype: str = "fp32") -> list[dict]:
-    """Each method, and SFT on each method's data before it, in its own process; their
-    measurements. A method's result names its baseline (``"baseline"``)."""
+                dtype: str = "fp32", in_process: bool = False) -> list[dict]:
+    """Each method, and SFT on each method's data before it, each in its own process (or, with
+    ``in_process``, one after the other in this one); their measurements. A method's result
+    names its baseline (``"baseline"``)."""
     results, baselines = [], {}
     with tempfile.TemporaryDirectory() as folder:
-        model_dir = build_bench_model(Path(folder) / "model", hidden, layers)
+        model_dir = build_bench_model(Path(folder) / "model", hidden, layers, dtype)
         for method in methods:
             baseline = baseline_data(method)[0]
             runs = ([] if baseline in baselines else [f"{BASELINE}:{method}"]) + [method]
             for name in runs:
-                command = [sys.executable, __file__, "--one", name, "--model", str(model_dir), "--batch", str(batch),
-                           "--length", str(length), "--steps", str(steps), "--dtype", dtype]
-                done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=CHILD_ENV)
-                if done.returncode != 0:
-                    print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+                measured = (_measure_here if in_process else _measure_apart)(
+                    name, model_dir, batch=batch, length=length, steps=steps, dtype=dtype)
+                if measured is None:
                     continue
-                measured = json.loads(done.stdout.strip().splitlines()[-1])
                 if name == method:
                     results.append(measured | {"baseline": baselines.get(baseline)})
                 else:
@@ -264,7 +293,7 @@ def measure_or_load(args) -> list[dict]:
     if args.load:
         return json.loads(Path(args.load).read_text(encoding="utf-8"))
     results = measure_all(args.methods.split(","), hidden=args.hidden, layers=args.layers, batch=args.batch,
-                          length=args.length, steps=args.steps, dtype=args.dtype)
+                          length=args.length, steps=args.steps, dtype=args.dtype, in_process=args.in_process)
     if args.save:
         Path(args.save).write_text(json.dumps(results, indent=1), encoding="utf-8")
     return results
@@ -278,6 +307,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--length", type=int, default=128, help="training.max_length")
     parser.add_argument("--steps", type=int, default=12, help=f"steps per method (the first {WARMUP_STEPS} not timed)")
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"), help="model.dtype of every run")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run everything in this process (a GPU's counters are per run; saves start-up time)")
     parser.add_argument("--save", help="also write the measurements to this JSON file")
     parser.add_argument("--load", help="print the measurements saved in this JSON file instead of measuring")
 

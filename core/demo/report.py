@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..generate import generate
+from ..generate import generate, model_device
 from ..methods.losses import sequence_nll as answer_nll
 from .corpus import qa_text, read_jsonl
 from .judge import is_harmful
@@ -45,8 +45,9 @@ def sequence_nll(model, tokenizer, prompts: list[str], targets: list[str]) -> li
             input_ids[i, : len(ids)] = torch.tensor(ids)
             attention[i, : len(ids)] = 1
             labels[i, n_prompt: len(ids)] = torch.tensor(ids[n_prompt:])
-        logits = model(input_ids=input_ids, attention_mask=attention).logits
-        results += answer_nll(logits, labels).tolist()
+        device = model_device(model)
+        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
+        results += answer_nll(logits, labels.to(device)).tolist()
     return results
 
 
@@ -69,7 +70,7 @@ def memorization_accuracy(model, tokenizer, records: list[dict]) -> float:
     hits = total = 0
     for record in records:
         n_prefix = len(tokenizer(record["prefix"])["input_ids"])
-        ids = torch.tensor([tokenizer(record["text"])["input_ids"]])
+        ids = torch.tensor([tokenizer(record["text"])["input_ids"]], device=model_device(model))
         predicted = model(input_ids=ids).logits[0, :-1].argmax(-1)
         truth = ids[0, 1:]
         start = max(n_prefix - 1, 0)

@@ -98,8 +98,8 @@ def train_language_model(
     device: str = "cpu",
 ) -> LlamaForCausalLM:
     """Train a fresh model on the documents of each epoch (whole-sequence LM loss); return it in eval
-    mode on the CPU. ``device`` other than the CPU is for trying recipes quickly: the shipped build
-    is made on the CPU, where it is bit-for-bit reproducible."""
+    mode, on ``device``. A device other than the CPU is for trying recipes quickly
+    (bench/demo_recipe.py): the shipped build is made on the CPU, where it is bit-for-bit reproducible."""
     torch.manual_seed(seed)
     model = LlamaForCausalLM(shape.llama_config(tokenizer)).to(device)
     sequences = encode_documents(documents_for_epoch(0), tokenizer, shape.max_position_embeddings)
@@ -150,4 +150,4 @@ def train_language_model(
         if step == total_steps:
             break
     model.eval()
-    return model.cpu()
+    return model
