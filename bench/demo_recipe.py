@@ -71,6 +71,8 @@ def parse_grid(items: list[str]) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", action="append", default=[], help="FIELD=V1,V2 (TrainSchedule fields)")
+    parser.add_argument("--also", action="append", default=[],
+                        help="one more recipe beside the grid, FIELD=V;FIELD=V (e.g. the shipped one, to compare)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=1, help="recipes trained at once, one process each")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
@@ -79,7 +81,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(train_one(json.loads(args.one), args.device, args.threads)))
         return
-    recipes = parse_grid(args.grid)
+    recipes = parse_grid(args.grid) + [parse_grid(extra.split(";"))[0] for extra in args.also]
 
     def run(recipe: dict) -> dict | None:
         command = [sys.executable, __file__, "--one", json.dumps(recipe), "--device", args.device,

@@ -10,7 +10,7 @@ out=$(realpath -m "${1:-gpu_figures}")
 mkdir -p "$out"
 cd "$(dirname "$0")"
 bench_args=${BENCH_ARGS:---in-process --hidden 2048 --layers 16 --batch 8 --length 256 --dtype bf16 --steps 12}
-recipe_grid=${RECIPE_GRID:---grid epochs=6,8,10,12 --grid lr=3e-3,6e-3 --grid qa_pairs_per_fact=2,3 --grid batch_size=32,64}
+recipe_grid=${RECIPE_GRID:---grid epochs=6,8,10,12 --grid lr=3e-3,6e-3 --grid qa_pairs_per_fact=2,3 --grid batch_size=32,64 --also epochs=18}
 recipe_args=${RECIPE_ARGS:---device cuda --workers 16 --threads 1}
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no GPU"
   python3 -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)"
