@@ -23,9 +23,17 @@ DEFAULT_BATCH = 64
 GENERATED_ROWS_PER_TRAINED_ROW = 8
 
 
-def generation_rows(training_batch: int | None, default: int = DEFAULT_BATCH) -> int:
-    """Rows to generate at once during a run whose training batch is ``training_batch``."""
-    return GENERATED_ROWS_PER_TRAINED_ROW * training_batch if training_batch else default
+def generation_rows(training_batch: int | None, default: int = DEFAULT_BATCH, *, max_length: int | None = None,
+                    row_tokens: int | None = None) -> int:
+    """Rows to generate at once during a run whose training batch is ``training_batch``: 8 per
+    trained row, fewer when a generated row (prompt and new tokens, ``row_tokens``) is longer than
+    a trained one (``max_length``), so that the cache holds as many tokens either way."""
+    if not training_batch:
+        return default
+    rows = GENERATED_ROWS_PER_TRAINED_ROW * training_batch
+    if max_length and row_tokens and row_tokens > max_length:
+        rows = rows * max_length // row_tokens
+    return max(1, rows)
 
 
 @functools.cache

@@ -354,13 +354,15 @@ class ELM(UnlearningMethod):
         if continuations is None:
             context.log("info", f"ELM: sampling {len(prompts)} consistency continuations "
                                 f"({new_tokens} tokens, guidance {self.params['guidance']:g})")
+            rows = generation_rows(context.batch_size, 3 * SAMPLE_CHUNK, max_length=context.max_length,
+                                   row_tokens=longest + new_tokens)
             with context.original_model() as original, eval_mode(original):
                 continuations = sample_guided(
                     original, [p["prompt"] for p in prompts], [p["expert"] for p in prompts],
                     [p["novice"] for p in prompts], guidance=self.params["guidance"], max_new_tokens=new_tokens,
                     eos_token_id=context.tokenizer.eos_token_id, pad_id=self.pad_id,
                     seeds=[self.params["seed"] * 1_000_003 + i for i in range(len(prompts))],
-                    chunk_size=max(1, generation_rows(context.batch_size, 3 * SAMPLE_CHUNK) // 3))
+                    chunk_size=max(1, rows // 3))  # three rows per prompt: plain, expert, novice
             self._store(path, continuations, context)
         else:
             context.log("info", f"ELM: consistency continuations from the cache {path}")

@@ -284,3 +284,13 @@ def test_eval_command_rejects_a_folder_that_is_not_an_adapter(tiny, tmp_path):
     args = parser.parse_args(["eval", "--model", str(model_dir), "--adapter", str(tmp_path)])
     with pytest.raises(UserError, match="adapter"):
         args.handler(args)
+
+
+def test_generation_inside_a_run_is_sized_by_the_training_batch_and_row_length():
+    from unlearn_studio.core.generate import DEFAULT_BATCH, generation_rows
+
+    assert generation_rows(None) == DEFAULT_BATCH and generation_rows(None, 96) == 96  # outside a run
+    assert generation_rows(4) == 32  # 8 generated rows per trained row
+    assert generation_rows(4, max_length=128, row_tokens=100) == 32  # rows no longer than trained ones
+    assert generation_rows(4, max_length=128, row_tokens=256) == 16  # twice as long: half as many rows
+    assert generation_rows(1, max_length=16, row_tokens=4096) == 1  # never none
