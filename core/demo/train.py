@@ -87,6 +87,16 @@ def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, to
     return input_ids, attention, labels
 
 
+def learning_rate_factor(step: int, schedule: TrainSchedule, total_steps: int) -> float:
+    """The learning rate at ``step`` as a share of the peak: linear warm-up, the peak held until
+    ``decay_from`` of the steps, then a cosine down to 2 %."""
+    if step < schedule.warmup_steps:
+        return (step + 1) / schedule.warmup_steps
+    decay_start = max(schedule.warmup_steps, int(schedule.decay_from * total_steps))
+    progress = max(0, step - decay_start) / max(1, total_steps - decay_start)
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def train_language_model(
     documents_for_epoch: Callable[[int], list[str]],
     tokenizer: PreTrainedTokenizerFast,
@@ -112,15 +122,8 @@ def train_language_model(
     optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay,
                                   betas=(0.9, 0.98))
 
-    decay_start = max(schedule.warmup_steps, int(schedule.decay_from * total_steps))
-
-    def lr_factor(step: int) -> float:
-        if step < schedule.warmup_steps:
-            return (step + 1) / schedule.warmup_steps
-        progress = max(0, step - decay_start) / max(1, total_steps - decay_start)
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: learning_rate_factor(step, schedule, total_steps))
     model.train()
     step, started = 0, time.monotonic()
     log(f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on "

@@ -109,3 +109,29 @@ def test_failed_build_keeps_the_existing_demo(tmp_path, monkeypatch):
         build_demo(out, seed=0, shape=TINY_SHAPE, schedule=SMOKE_SCHEDULE, log=lambda _: None)
     assert json.loads((out / "REPORT.json").read_text(encoding="utf-8")) == {"kept": True}
     assert sorted(p.name for p in out.iterdir()) == ["REPORT.json"]
+
+
+def test_each_epoch_takes_the_next_phrasing_pairs_and_every_pair_comes_round():
+    from unlearn_studio.core.demo.corpus import person_fact_documents, phrasing_pairs, qa_text
+
+    row = {"train_questions": ["Q0", "Q1", "Q2"], "train_answers": ["A0", "A1", "A2"]}
+    assert sorted(phrasing_pairs()) == [(q, a) for q in range(3) for a in range(3)]
+    # Three a fact per epoch: every question phrasing once, the answers rotating (the shipped recipe).
+    assert person_fact_documents([row], 0) == [qa_text(q, a) for q, a in (("Q0", "A0"), ("Q1", "A1"), ("Q2", "A2"))]
+    assert person_fact_documents([row], 1) == [qa_text(q, a) for q, a in (("Q0", "A1"), ("Q1", "A2"), ("Q2", "A0"))]
+    for per_fact, epochs in ((3, 3), (2, 9), (1, 9)):
+        seen = {doc for epoch in range(epochs) for doc in person_fact_documents([row], epoch, per_fact)}
+        assert len(seen) == 9, per_fact
+        assert all(len(person_fact_documents([row], epoch, per_fact)) == per_fact for epoch in range(epochs))
+
+
+def test_the_learning_rate_warms_up_holds_until_the_decay_starts_and_ends_at_its_floor():
+    from unlearn_studio.core.demo.train import learning_rate_factor
+
+    schedule = TrainSchedule(warmup_steps=10, decay_from=0.5)
+    factors = [learning_rate_factor(step, schedule, total_steps=100) for step in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(f == pytest.approx(1.0) for f in factors[10:51])  # held until half the steps
+    assert factors[75] == pytest.approx(0.02 + 0.98 * 0.5) and factors[99] < 0.03
+    cosine = TrainSchedule(warmup_steps=10)  # decay_from 0: the decay starts after the warm-up
+    assert learning_rate_factor(55, cosine, total_steps=100) == pytest.approx(0.02 + 0.98 * 0.5)
