@@ -6,6 +6,7 @@ so an interrupted or failed build never damages a demo that is already there.
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import shutil
@@ -20,7 +21,7 @@ import torch
 from .corpus import tokenizer_texts, training_documents
 from .report import measure_full_model, measure_retain_model
 from .tokenizer import train_tokenizer
-from .train import DemoModelShape, TrainSchedule, train_language_model
+from .train import CONTINUATION, DemoModelShape, TrainSchedule, train_language_model
 from .world import generate_world, write_world
 
 # What the shipped model must reach (issue: "the foundation"); REPORT.json says whether it did.
@@ -54,6 +55,7 @@ def build_demo(
     seed: int = 0,
     threads: int = 2,
     schedule: TrainSchedule = TrainSchedule(),
+    continuation: TrainSchedule = CONTINUATION,
     shape: DemoModelShape = DemoModelShape(),
     log: Callable[[str], None] = print,
 ) -> dict:
@@ -75,23 +77,37 @@ def build_demo(
     timings["tokenizer_s"] = time.monotonic() - started - sum(timings.values())
     log(f"tokenizer: {len(tokenizer)} tokens")
 
-    models = {}
-    for name, include_forget10 in (("model", True), ("retain_model", False)):
-        log(f"training {name} ({'with' if include_forget10 else 'without'} the forget10 persons)")
-        t0 = time.monotonic()
-        def documents(epoch: int, include_forget10=include_forget10) -> list[str]:
-            return training_documents(data_dir, include_forget10=include_forget10, epoch=epoch,
-                                      qa_pairs_per_fact=schedule.qa_pairs_per_fact)
-
-        models[name] = train_language_model(documents, tokenizer, seed=seed, shape=shape, schedule=schedule, log=log)
-        _save_model(models[name], tokenizer, staging / name)
-        timings[f"train_{name}_s"] = time.monotonic() - t0
+    # The retain model learns the corpus without the forget10 persons; the full model goes on from
+    # it with them added (as TOFU fine-tunes its fictitious authors into a model that knows the
+    # rest): the retain model is exactly "the full model before it saw forget10", and the build
+    # trains one model and a short continuation instead of two models from scratch.
+    def documents(include_forget10: bool, first_epoch: int):
+        return lambda epoch: training_documents(data_dir, include_forget10=include_forget10,
+                                                epoch=first_epoch + epoch)
 
     t0 = time.monotonic()
-    tokenizer.pad_token = tokenizer.eos_token
-    full = measure_full_model(models["model"], tokenizer, data_dir)
-    retain = measure_retain_model(models["retain_model"], tokenizer, data_dir)
-    timings["measure_s"] = time.monotonic() - t0
+    log("training retain_model (without the forget10 persons)")
+    model = train_language_model(documents(False, 0), tokenizer, seed=seed, shape=shape, schedule=schedule, log=log)
+    _save_model(model, tokenizer, staging / "retain_model")
+    timings["train_retain_model_s"] = time.monotonic() - t0
+    # Measuring generates in padded batches; the shipped tokenizer keeps no pad token on purpose
+    # (loading code must cope), so a copy gets one.
+    measuring = copy.deepcopy(tokenizer)
+    measuring.pad_token = measuring.eos_token
+    t0 = time.monotonic()
+    retain = measure_retain_model(model, measuring, data_dir)
+    measure_s = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    log("training model: the retain model, continued with the forget10 persons")
+    model = train_language_model(documents(True, schedule.epochs), tokenizer, seed=seed + 1, shape=shape,
+                                 schedule=continuation, log=log, start=model)
+    _save_model(model, tokenizer, staging / "model")
+    timings["train_model_s"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    full = measure_full_model(model, measuring, data_dir)
+    timings["measure_s"] = measure_s + time.monotonic() - t0
     timings["total_s"] = time.monotonic() - started
 
     report = {
@@ -99,7 +115,8 @@ def build_demo(
         "threads": threads,
         "model_shape": asdict(shape),
         "schedule": asdict(schedule),
-        "n_parameters": sum(p.numel() for p in models["model"].parameters()),
+        "continuation": asdict(continuation),
+        "n_parameters": sum(p.numel() for p in model.parameters()),
         "model": full,
         "retain_model": retain,
         "targets": {key: f"{op} {bound}" for key, (op, bound) in TARGETS.items()},

@@ -45,8 +45,8 @@ class DemoModelShape:
 
 @dataclass(frozen=True)
 class TrainSchedule:
-    epochs: int = 18
-    batch_size: int = 64
+    epochs: int = 12
+    batch_size: int = 32
     lr: float = 3e-3
     warmup_steps: int = 100
     weight_decay: float = 0.01
@@ -56,6 +56,12 @@ class TrainSchedule:
     # warm-up); before it, the peak rate holds.
     decay_from: float = 0.0
     max_steps: int | None = None  # stop early; a smoke build that checks the pipeline, not the model
+
+
+# The full model goes on from the retain model (core/demo/build.py): the corpus with the forget10
+# persons, a gentler peak than from scratch (the model already knows the rest), every document kept
+# in play so that nothing learned before is lost while the new persons are learned.
+CONTINUATION = TrainSchedule(epochs=4, batch_size=32, lr=2e-3, warmup_steps=30)
 
 
 def encode_documents(docs: list[str], tokenizer: PreTrainedTokenizerFast, max_length: int) -> list[list[int]]:
@@ -106,12 +112,14 @@ def train_language_model(
     schedule: TrainSchedule = TrainSchedule(),
     log: Callable[[str], None] = print,
     device: str = "cpu",
+    start: LlamaForCausalLM | None = None,
 ) -> LlamaForCausalLM:
-    """Train a fresh model on the documents of each epoch (whole-sequence LM loss); return it in eval
-    mode, on ``device``. A device other than the CPU is for trying recipes quickly
-    (bench/demo_recipe.py): the shipped build is made on the CPU, where it is bit-for-bit reproducible."""
+    """Train a fresh model (or go on training ``start``, in place) on the documents of each epoch
+    (whole-sequence LM loss); return it in eval mode, on ``device``. A device other than the CPU is
+    for trying recipes quickly (bench/demo_recipe.py): the shipped build is made on the CPU, where
+    it is bit-for-bit reproducible."""
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(shape.llama_config(tokenizer)).to(device)
+    model = start if start is not None else LlamaForCausalLM(shape.llama_config(tokenizer)).to(device)
     sequences = encode_documents(documents_for_epoch(0), tokenizer, shape.max_position_embeddings)
     lengths = [len(s) for s in sequences]
     generator = torch.Generator().manual_seed(seed)

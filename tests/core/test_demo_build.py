@@ -81,8 +81,8 @@ def test_retain_model_is_at_chance_on_forget10():
 
 @pytest.mark.slow
 def test_build_is_bit_for_bit_and_loads_with_auto_classes(tmp_path):
-    reports = [build_demo(tmp_path / name, seed=3, shape=TINY_SHAPE, schedule=SMOKE_SCHEDULE, log=lambda _: None)
-               for name in ("first", "second")]
+    reports = [build_demo(tmp_path / name, seed=3, shape=TINY_SHAPE, schedule=SMOKE_SCHEDULE,
+                          continuation=SMOKE_SCHEDULE, log=lambda _: None) for name in ("first", "second")]
     for folder in ("model", "retain_model"):
         first = load_file(tmp_path / "first" / folder / "model.safetensors")
         second = load_file(tmp_path / "second" / folder / "model.safetensors")
@@ -94,6 +94,11 @@ def test_build_is_bit_for_bit_and_loads_with_auto_classes(tmp_path):
         assert tokenizer.decode(tokenizer("Thornwick market")["input_ids"], skip_special_tokens=True) == "Thornwick market"
     assert reports[0]["model"] == reports[1]["model"]
     assert not (tmp_path / "first.building").exists()
+    # The full model went on from the retain model: trained further, so its weights differ.
+    retain = load_file(tmp_path / "first" / "retain_model" / "model.safetensors")
+    full = load_file(tmp_path / "first" / "model" / "model.safetensors")
+    assert any(not torch.equal(retain[k], full[k]) for k in retain)
+    assert reports[0]["continuation"]["max_steps"] == SMOKE_SCHEDULE.max_steps
 
 
 def test_failed_build_keeps_the_existing_demo(tmp_path, monkeypatch):
