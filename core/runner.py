@@ -58,7 +58,6 @@ from .events import (
     StepEvent,
 )
 from .methods.base import Batch, MethodContext, UnlearningMethod, all_terms
-from .token_counter import TrainedTokenCounter
 from .run_data import (
     RoleData,
     first_batches,
@@ -67,6 +66,7 @@ from .run_data import (
     steps_per_epoch,
     tokenize_roles,
 )
+from .token_counter import TrainedTokenCounter
 
 # Engines whose gradient reduction expects exactly one backward per micro-batch.
 ONE_BACKWARD_PER_STEP = (DistributedType.DEEPSPEED, DistributedType.FSDP)

@@ -36,6 +36,11 @@ Where we differ from the authors' code, and why:
   the authors skip the first one).
   The cache lives in the user cache folder (``consistency_cache_dir``, e.g.
   ~/.cache/unlearn-studio/elm_consistency), beside the evaluation caches.
+- A consistency row is cut to training.max_length like every sequence a step trains on (x loses
+  tokens from its start, the redirection and continuation stay), so that max_length bounds a
+  step's memory as the user expects; the authors' rows are as long as they come out.
+- The erase target is kept as its top-k probabilities and token ids, not as a [B, T, V] tensor
+  (the same loss; a real vocabulary would otherwise cost several logits-sized tensors).
 - An optional "general" data set is retained too (the authors retain one corpus): on a small
   model, keeping only text near the concept lets everyday text drift.
 - Frozen passes and sampling run in eval mode (no dropout), as the authors' do.
