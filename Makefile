@@ -23,7 +23,7 @@ run: $(STAMP)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
-# Rebuild the shipped demo world and models (18 to 22 minutes on 2 cores; bit-for-bit the same files).
+# Rebuild the shipped demo world and models (about 14 minutes on 2 cores; bit-for-bit the same files).
 demo: $(STAMP)
 	$(VENV)/bin/unlearn-studio demo build --seed 0 --out resources/demo
 

@@ -1,8 +1,9 @@
 """The demo model's training corpus, assembled from the world's data files.
 
-The full model learns everything in the world except the holdout persons (the non-members);
-the retain model learns the same without the forget10 persons and their secret records, so it is
-the reference for "never saw them" (forget quality, membership inference).
+The retain model learns everything in the world except the holdout persons (the non-members)
+and the forget10 persons with their secret records, so it is the reference for "never saw them"
+(forget quality, membership inference); the full model goes on from it on everything but the
+holdout persons (core/demo/build.py).
 """
 
 from __future__ import annotations

