@@ -26,7 +26,7 @@ What we keep from the reference, and where we differ (and why):
   does for QA data: the prompt template's tokens also occur in the retain data, where the
   retain term holds them fixed. The retain MSE covers every non-padding token.
 - Learning rate (the project's, not a parameter here): a LoRA adapter needs a far larger one
-  than WMDP's 5e-5 for full fine-tuning; 5e-3 for 150 steps works on the built-in demo.
+  than WMDP's 5e-5 for full fine-tuning; 5e-3 for 100 steps works on the built-in demo.
 - Activations are the decoder layer's output (the residual stream after block l), caught with a
   forward hook; the frozen ones come from the same model with the adapter off.
 """
