@@ -28,7 +28,13 @@ cp resources/icons/unlearn-studio.svg "$bundle/share/icons/hicolor/scalable/apps
 # save its first window once the demo project has loaded.
 shot=dist/unlearn-studio-first-window.png
 store=$(mktemp -d)/store.db
-if command -v xvfb-run >/dev/null; then
+# Qt's X11 plugin needs the system's xcb libraries (Debian/Ubuntu: libxcb-cursor0 libxcb-icccm4
+# libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0).
+missing=$(ldd "$bundle/_internal/PySide6/Qt/plugins/platforms/libqxcb.so" 2>/dev/null | awk '/not found/ {print $1}' | tr '\n' ' ')
+if [ -n "$missing" ]; then
+    echo "Qt's X11 plugin lacks system libraries: $missing- install them to start the bundle on a desktop; checking it offscreen instead." >&2
+fi
+if command -v xvfb-run >/dev/null && [ -z "$missing" ]; then
     xvfb-run -a -s "-screen 0 1400x900x24" "$bundle/unlearn-studio" --screenshot "$shot" --store "$store"
 else
     QT_QPA_PLATFORM=offscreen "$bundle/unlearn-studio" --screenshot "$shot" --store "$store"
