@@ -108,7 +108,7 @@ class RunMonitor(QWidget):
         self.loss_plot = _plot("Loss terms and their total", "loss")
         self.loss_legend = self.loss_plot.addLegend(offset=(-10, 10))
         self.lr_plot = _plot("Learning rate", "lr")
-        self.grad_plot = _plot("Gradient norm (before clipping)", "‖g‖")
+        self.grad_plot = _plot("Gradient norm (before clipping)", "norm")
         self.extra_plot = _plot("Method values", "value")
         self.extra_plot.addLegend(offset=(-10, 10))
         self.extra_plot.hide()
@@ -296,11 +296,13 @@ class RunMonitor(QWidget):
             self.append_log("info", f"Evaluation {event.phase} ({event.suite} suite): "
                                     f"{len(event.aggregates)} metrics; see the Evaluation tab")
         elif isinstance(event, FinishedEvent):
+            self._draw_waiting_plots()
             self._set_status(event.status, f"after {event.steps} steps")
             self.eta.clear()
             self.append_log("info", f"Run {event.status} after {event.steps} steps; adapter: {event.adapter_dir}")
             self._set_live(False)
         elif isinstance(event, FailedEvent):
+            self._draw_waiting_plots()
             self._set_status(event.status, event.message)
             self.eta.clear()
             self.append_log("error" if event.status == "failed" else "info", event.message)
@@ -384,6 +386,12 @@ class RunMonitor(QWidget):
         self.redraws += 1
         if self._stale:
             self._redraw_timer.start(STAGGER_MS)
+
+    def _draw_waiting_plots(self) -> None:
+        """The run has ended: no step follows, so every plot still waiting gets its last points now."""
+        while self._stale:
+            self._redraw_next_plot()
+        self._redraw_timer.stop()
 
     def _draw(self, series: dict[str, tuple[array, array]]) -> None:
         weight = self.smoothing.value() / 100

@@ -24,8 +24,11 @@ def screenshot():
     """Save a widget as tests/screenshots/NAME.png (ignored by git) and return the path."""
 
     def save(widget, name: str) -> Path:
+        from PySide6.QtWidgets import QApplication
+
         SCREENSHOTS.mkdir(exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
+        QApplication.processEvents()  # pending layout first (a plot's axis widens after its labels grow)
         assert widget.grab().save(str(path)), f"could not write {path}"
         return path
 

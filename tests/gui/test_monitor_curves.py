@@ -35,6 +35,23 @@ def step_event(step: int) -> "StepEvent":
                      1000.0, 500.0, 10.0)
 
 
+@pytest.mark.parametrize("ending", ("finished", "failed"))
+def test_a_run_that_ends_shows_its_last_step_on_every_plot(qtbot, ending):
+    """Plots redraw one at a time while steps stream; the end of the run must not leave any behind."""
+    from unlearn_studio.core.events import FailedEvent, FinishedEvent
+    from unlearn_studio.gui.monitor import RunMonitor
+
+    monitor = RunMonitor()
+    qtbot.addWidget(monitor)
+    for step in range(1, 4):
+        monitor.handle_event(step_event(step))  # no event loop runs: the staggered redraws never fire
+    end = (FinishedEvent("run", "finished", "/tmp/adapter", 3) if ending == "finished"
+           else FailedEvent("run", "failed", "loss/forget is NaN at step 3"))
+    monitor.handle_event(end)
+    assert {key: monitor.curve_points(key) for key in ("loss/forget", "loss/total", "lr", "grad_norm")} == {
+        "loss/forget": 3, "loss/total": 3, "lr": 3, "grad_norm": 3}
+
+
 def test_curves_keep_growing_after_a_redraw(qtbot):
     """The series are C arrays numpy reads; a redraw must not pin them (appending would then fail)."""
     from unlearn_studio.gui.monitor import RunMonitor
