@@ -26,16 +26,15 @@ def main() -> None:
     args = parser.parse_args()
     results = measure_or_load(args)
     unit = "gpu" if results[0]["step_gpu_mb"] is not None else "rss"
-    for r in results:
+    for r in [*results, *(r["baseline"] for r in results if r.get("baseline"))]:  # loaded baselines are copies
         r["added_mb"] = r[f"step_{unit}_mb"] - r[f"start_{unit}_mb"]
     print(f"peak memory vs SFT on the same rows (model hidden {args.hidden} x {args.layers} layers, batch "
           f"{args.batch}, max length {args.length}; {results[0]['device']}, "
           f"{'CUDA allocated' if unit == 'gpu' else 'resident memory'})")
     print(f"{'run':<22} {'steps MB':>9} {'ratio':>7} {'added MB':>9} {'ratio':>7} {'set-up MB':>10}")
-    added = {id(r): ratio for r, ratio in ratio_rows(results, "added_mb")}
-    for r, ratio in ratio_rows(results, f"step_{unit}_mb"):
+    for (r, ratio), (_, added) in zip(ratio_rows(results, f"step_{unit}_mb"), ratio_rows(results, "added_mb")):
         shown = f"{ratio:.2f}x" if ratio is not None else ""
-        added_shown = f"{added[id(r)]:.2f}x" if added[id(r)] is not None else ""
+        added_shown = f"{added:.2f}x" if added is not None else ""
         verdict = "" if ratio is None else (" ok" if ratio <= TARGET else " MISSED")
         print(f"{r['method']:<22} {r[f'step_{unit}_mb']:>9.0f} {shown:>7} {r['added_mb']:>9.0f} {added_shown:>7} "
               f"{r[f'setup_{unit}_mb']:>10.0f}{verdict}")
