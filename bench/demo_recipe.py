@@ -47,7 +47,6 @@ def train_one(recipe: dict, device: str, threads: int) -> dict:
     started = time.monotonic()
     model = train_language_model(documents, tokenizer, seed=0, schedule=schedule, device=device, log=lambda _: None)
     trained_s = time.monotonic() - started
-    tokenizer.pad_token = tokenizer.eos_token
     measured = measure_full_model(model, tokenizer, data_dir)
     met = _targets_met(measured)
     return {"recipe": recipe, "tokens": tokens, "train_s": trained_s, "measured": measured,
@@ -56,8 +55,9 @@ def train_one(recipe: dict, device: str, threads: int) -> dict:
 
 
 def parse_grid(items: list[str]) -> list[dict]:
-    fields = {f.name: f.type for f in dataclasses.fields(__import__(
-        "unlearn_studio.core.demo.train", fromlist=["TrainSchedule"]).TrainSchedule)}
+    from unlearn_studio.core.demo.train import TrainSchedule
+
+    fields = {f.name: f.type for f in dataclasses.fields(TrainSchedule)}
     axes = []
     for item in items:
         key, _, values = item.partition("=")

@@ -52,6 +52,7 @@ def build_bench_model(folder: Path, hidden: int, layers: int, dtype: str = "fp32
     ``dtype`` (so that each run loads it without converting)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+    from unlearn_studio.core.models import DTYPES
     from unlearn_studio.core.paths import demo_model_dir
 
     tokenizer = AutoTokenizer.from_pretrained(demo_model_dir())
@@ -63,8 +64,7 @@ def build_bench_model(folder: Path, hidden: int, layers: int, dtype: str = "fp32
     import torch
 
     torch.manual_seed(0)
-    weights = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
-    LlamaForCausalLM(config).to(weights).save_pretrained(folder)
+    LlamaForCausalLM(config).to(DTYPES[dtype]).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 

@@ -487,22 +487,24 @@ class _Run:
         for _ in range(t.grad_accum):
             batch: dict[str, Batch] = {role: s.next_batch().to(acc.device) for role, s in self.streams.items()}
             with acc.accumulate(self.model):
-                groups = 0
+                terms: list[tuple[str, torch.Tensor]] = []
                 for group in self.loss_groups(context, batch):
-                    groups += 1
                     self.check_declared(group)
-                    # Reduced over processes first, so that every process sees the same verdict.
-                    values = acc.reduce(torch.stack([v.detach().float().reshape(()) for v in group.values()]), "mean")
-                    for name, value in zip(group, values.tolist(), strict=True):
-                        if not math.isfinite(value):
-                            raise NonFiniteError(f"loss/{name}", value, number)
-                        sums[name] = sums.get(name, 0.0) + value / t.grad_accum
+                    terms += [(name, value.detach().float().reshape(())) for name, value in group.items()]
                     total = sum(group.values())
                     if total.requires_grad:  # a method may skip a step (e.g. nothing left to forget)
                         acc.backward(total)
                     del group, total  # the next group's forward should not find this one's graph alive
-                if groups == 0:
+                if not terms:
                     raise RuntimeError(f"{self.p.method_cls.title} returned no loss terms")
+                # One reduction per micro-batch, not per group (each one waits for the device), and
+                # over processes first, so that every process sees the same verdict; checked before
+                # the gradient norm, so that a non-finite loss is named rather than its gradients.
+                values = acc.reduce(torch.stack([value for _, value in terms]), "mean").tolist()
+                for (name, _), value in zip(terms, values, strict=True):
+                    if not math.isfinite(value):
+                        raise NonFiniteError(f"loss/{name}", value, number)
+                    sums[name] = sums.get(name, 0.0) + value / t.grad_accum
                 if acc.sync_gradients:
                     grad_norm = float(acc.clip_grad_norm_(self.trainable, t.max_grad_norm))
                     # fp16 loss scaling makes inf norms on purpose; the scaler then skips the step.

@@ -6,7 +6,6 @@ so an interrupted or failed build never damages a demo that is already there.
 
 from __future__ import annotations
 
-import copy
 import json
 import platform
 import shutil
@@ -81,32 +80,29 @@ def build_demo(
     # it with them added (as TOFU fine-tunes its fictitious authors into a model that knows the
     # rest): the retain model is exactly "the full model before it saw forget10", and the build
     # trains one model and a short continuation instead of two models from scratch.
-    def documents(include_forget10: bool, first_epoch: int):
+    def documents(include_forget10: bool, first_epoch: int, pairs_per_fact: int):
         return lambda epoch: training_documents(data_dir, include_forget10=include_forget10,
-                                                epoch=first_epoch + epoch)
+                                                epoch=first_epoch + epoch, qa_pairs_per_fact=pairs_per_fact)
 
     t0 = time.monotonic()
     log("training retain_model (without the forget10 persons)")
-    model = train_language_model(documents(False, 0), tokenizer, seed=seed, shape=shape, schedule=schedule, log=log)
+    model = train_language_model(documents(False, 0, schedule.qa_pairs_per_fact), tokenizer, seed=seed,
+                                 shape=shape, schedule=schedule, log=log)
     _save_model(model, tokenizer, staging / "retain_model")
     timings["train_retain_model_s"] = time.monotonic() - t0
-    # Measuring generates in padded batches; the shipped tokenizer keeps no pad token on purpose
-    # (loading code must cope), so a copy gets one.
-    measuring = copy.deepcopy(tokenizer)
-    measuring.pad_token = measuring.eos_token
     t0 = time.monotonic()
-    retain = measure_retain_model(model, measuring, data_dir)
+    retain = measure_retain_model(model, tokenizer, data_dir)
     measure_s = time.monotonic() - t0
 
     t0 = time.monotonic()
     log("training model: the retain model, continued with the forget10 persons")
-    model = train_language_model(documents(True, schedule.epochs), tokenizer, seed=seed + 1, shape=shape,
-                                 schedule=continuation, log=log, start=model)
+    model = train_language_model(documents(True, schedule.epochs, continuation.qa_pairs_per_fact), tokenizer,
+                                 seed=seed + 1, shape=shape, schedule=continuation, log=log, start=model)
     _save_model(model, tokenizer, staging / "model")
     timings["train_model_s"] = time.monotonic() - t0
 
     t0 = time.monotonic()
-    full = measure_full_model(model, measuring, data_dir)
+    full = measure_full_model(model, tokenizer, data_dir)
     timings["measure_s"] = measure_s + time.monotonic() - t0
     timings["total_s"] = time.monotonic() - started
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..data.templates import pad_token_id_for
 from ..generate import generate, model_device
 from ..methods.losses import sequence_nll as answer_nll
 from .corpus import qa_text, read_jsonl
@@ -30,7 +31,7 @@ def greedy_answers(model, tokenizer, questions: list[str], max_new_tokens: int =
 @torch.no_grad()
 def sequence_nll(model, tokenizer, prompts: list[str], targets: list[str]) -> list[float]:
     """Mean NLL of each target's tokens after its prompt (teacher forcing)."""
-    results = []
+    results, device = [], model_device(model)
     for start in range(0, len(prompts), BATCH):
         rows = []
         for prompt, target in zip(prompts[start:start + BATCH], targets[start:start + BATCH]):
@@ -38,14 +39,13 @@ def sequence_nll(model, tokenizer, prompts: list[str], targets: list[str]) -> li
             full_ids = tokenizer(prompt + target)["input_ids"]
             rows.append((full_ids, len(prompt_ids)))
         width = max(len(ids) for ids, _ in rows)
-        input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+        input_ids = torch.full((len(rows), width), pad_token_id_for(tokenizer))
         attention = torch.zeros_like(input_ids)
         labels = torch.full_like(input_ids, -100)
         for i, (ids, n_prompt) in enumerate(rows):
             input_ids[i, : len(ids)] = torch.tensor(ids)
             attention[i, : len(ids)] = 1
             labels[i, n_prompt: len(ids)] = torch.tensor(ids[n_prompt:])
-        device = model_device(model)
         logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
         results += answer_nll(logits, labels.to(device)).tolist()
     return results

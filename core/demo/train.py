@@ -119,7 +119,7 @@ def train_language_model(
     for trying recipes quickly (bench/demo_recipe.py): the shipped build is made on the CPU, where
     it is bit-for-bit reproducible."""
     torch.manual_seed(seed)
-    model = start if start is not None else LlamaForCausalLM(shape.llama_config(tokenizer)).to(device)
+    model = (start if start is not None else LlamaForCausalLM(shape.llama_config(tokenizer))).to(device)
     sequences = encode_documents(documents_for_epoch(0), tokenizer, shape.max_position_embeddings)
     lengths = [len(s) for s in sequences]
     generator = torch.Generator().manual_seed(seed)
