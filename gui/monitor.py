@@ -264,7 +264,7 @@ class RunMonitor(QWidget):
             steps.append(step)
             values.append(value)
         self.series = by_key
-        last = max((s[-1] for s, _ in by_key.values() if s), default=0)
+        last = int(max((s[-1] for s, _ in by_key.values() if s), default=0))  # steps are stored as floats
         total = _total_steps(run) or last
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(min(last, max(total, 1)))

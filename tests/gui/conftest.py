@@ -28,7 +28,10 @@ def screenshot():
 
         SCREENSHOTS.mkdir(exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
-        QApplication.processEvents()  # pending layout first (a plot's axis widens after its labels grow)
+        # A plot's axis widens only once a paint has shown its labels are wider; a screen paints
+        # again at once, so the picture kept is the second paint, after that layout.
+        widget.grab()
+        QApplication.processEvents()
         assert widget.grab().save(str(path)), f"could not write {path}"
         return path
 

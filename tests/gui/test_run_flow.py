@@ -229,6 +229,8 @@ def test_quitting_during_a_run_cancels_it_and_the_run_resumes_later(qtbot, tmp_p
     monitor = second.runs.monitor
     assert monitor.resume_button.isVisible() and second.resume_action.isEnabled()
     assert monitor.curve_points("loss/total") >= 2  # the recorded curves of the cancelled run
+    last_step = int(max(monitor.curves["loss/total"].getOriginalDataset()[0]))
+    assert monitor.status.text() == f"Cancelled at step {last_step}"  # a step number, not "3.0"
     screenshot(second, "monitor_offers_resume")
     with qtbot.waitSignal(second.run_started, timeout=WAIT_MS) as started:
         monitor.resume_button.click()
