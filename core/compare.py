@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -173,16 +172,6 @@ def build_prompt_sets(config: RunConfig, tokenizer, limit: int = PROMPTS_PER_SET
     return {name: sets[name] for name in PROMPT_SETS if sets[name]}, notes
 
 
-def load_peft(model, adapter_dir, *, adapter_name: str = "default"):
-    """``PeftModel.from_pretrained`` for inference (adapter weights frozen)."""
-    from peft import PeftModel
-
-    with warnings.catch_warnings():
-        # peft 0.21 calls a transformers 5 method that is deprecated; the warning is not ours to fix.
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-        return PeftModel.from_pretrained(model, str(adapter_dir), adapter_name=adapter_name)
-
-
 # ---- the session -----------------------------------------------------------------------------------
 
 
@@ -220,10 +209,10 @@ class CompareSession:
             base, tokenizer = loaded.model, loaded.tokenizer
         names = [f"run-{run.run_id}" for run in spec.runs]
         say(f"Putting the adapter of {spec.runs[0].label} on it…")
-        peft = load_peft(base, spec.runs[0].adapter_dir, adapter_name=names[0])
+        peft = models.load_adapter(base, spec.runs[0].adapter_dir, adapter_name=names[0])
         for run, name in zip(spec.runs[1:], names[1:], strict=True):
             say(f"Putting the adapter of {run.label} on it…")
-            peft.load_adapter(str(run.adapter_dir), adapter_name=name)
+            models.add_adapter(peft, run.adapter_dir, adapter_name=name)
         peft.eval()
         original = Side(ORIGINAL, f"original: {spec.runs[0].model_name} (adapter off)", None,
                         config.resolve_model_path())

@@ -152,7 +152,7 @@ class _Export:
 
     def execute(self) -> ExportResult:
         from . import models
-        from .compare import build_prompt_sets, load_peft
+        from .compare import build_prompt_sets
         from .generate import generate
 
         plan, run, config = self.plan, self.finished, self.finished.config
@@ -163,7 +163,7 @@ class _Export:
         sets, _ = build_prompt_sets(config, loaded.tokenizer, limit=1)
         prompt = sets["forget"][0].prompt if "forget" in sets else FALLBACK_PROMPT
         self.say("Generating the reference answer with the run's adapter…")
-        peft = load_peft(loaded.model, run.adapter_dir)
+        peft = models.load_adapter(loaded.model, run.adapter_dir)
         peft.eval()
         reference = generate(peft, loaded.tokenizer, [prompt], max_new_tokens=REFERENCE_TOKENS)[0]
         base = peft.unload()  # the same base weights, the adapter layers taken out
@@ -181,7 +181,7 @@ class _Export:
 
             self.say("Reloading the exported folder with PeftModel.from_pretrained…")
             tokenizer = models.load_tokenizer(folder)
-            reloaded = load_peft(base, folder)
+            reloaded = models.load_adapter(base, folder)
             reloaded.eval()
             again = generate(reloaded, tokenizer, [prompt], max_new_tokens=REFERENCE_TOKENS)[0]
             checks = [plan.lora_check, _same("reloaded folder reproduces the reference", reference, again)]

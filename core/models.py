@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 from transformers.pytorch_utils import Conv1D
 
 from .errors import UserError
+from .model_building import building_models
 from .lora_targets import (
     LayerSelection,
     discover_roles,
@@ -286,7 +289,7 @@ def empty_model(
     """Build the model from its config on the meta device: real structure, no weights, no memory."""
     folder = _local_folder(source, allow_network)
     config = _load_config(source, folder, trust_remote_code)
-    with torch.device("meta"):
+    with building_models(), torch.device("meta"):
         return transformers.AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
 
 
@@ -353,13 +356,14 @@ def load_model(
     local_only = folder is not None
     tokenizer = _load_tokenizer(location, source, local_only, trust_remote_code)
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(
-            location,
-            config=config,
-            dtype=torch_dtype,
-            local_files_only=local_only,
-            trust_remote_code=trust_remote_code,
-        )
+        with building_models():
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                location,
+                config=config,
+                dtype=torch_dtype,
+                local_files_only=local_only,
+                trust_remote_code=trust_remote_code,
+            )
     except (OSError, SafetensorError, RuntimeError) as exc:
         raise UserError(
             f"Could not load the weights of model '{source}': {exc}",
@@ -411,7 +415,25 @@ def attach_lora(
         fan_in_fan_out=fan_in_fan_out,
         task_type=TaskType.CAUSAL_LM,
     )
+    with _quiet_peft(), building_models():
+        return get_peft_model(model, config, adapter_name=adapter_name)
+
+
+def load_adapter(model: nn.Module, adapter_dir: str | Path, *, adapter_name: str = "default") -> PeftModel:
+    """``PeftModel.from_pretrained``: the saved LoRA adapter on ``model``, frozen, for inference."""
+    with _quiet_peft(), building_models():
+        return PeftModel.from_pretrained(model, str(adapter_dir), adapter_name=adapter_name)
+
+
+def add_adapter(model: PeftModel, adapter_dir: str | Path, *, adapter_name: str) -> None:
+    """Load one more saved adapter onto ``model`` under ``adapter_name`` (not made active)."""
+    with _quiet_peft(), building_models():
+        model.load_adapter(str(adapter_dir), adapter_name=adapter_name)
+
+
+@contextmanager
+def _quiet_peft() -> Iterator[None]:
     with warnings.catch_warnings():
         # peft 0.21 calls a transformers 5 method that is deprecated; the warning is not ours to fix.
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-        return get_peft_model(model, config, adapter_name=adapter_name)
+        yield

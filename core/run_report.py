@@ -130,9 +130,7 @@ def project_frontier(store, project_id: int) -> list[FrontierPoint]:
 
 def evaluate_run(store, run_id: str) -> RunReport:
     """Evaluate the run's adapter (and the original model when "before" is missing) and record both."""
-    from peft import PeftModel
-
-    from .models import load_model
+    from .models import load_adapter, load_model
     from .run_evaluation import RunEvaluator
 
     run = store.run(run_id)
@@ -145,7 +143,7 @@ def evaluate_run(store, run_id: str) -> RunReport:
         config.evaluation.suite = "fast"  # asked for explicitly, so evaluate at the quick tier
     loaded = load_model(config.resolve_model_path(), dtype=config.model.dtype, device=config.model.device,
                         trust_remote_code=config.model.trust_remote_code, allow_network=config.model.allow_network)
-    model = PeftModel.from_pretrained(loaded.model, str(adapter))
+    model = load_adapter(loaded.model, adapter)
     model.eval()
     evaluator = RunEvaluator(config)
     evaluations = store.evaluations(run_id)

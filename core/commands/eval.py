@@ -67,7 +67,7 @@ def _format(value) -> str:
 def run(args: argparse.Namespace) -> int:
     """Load the model (and adapter), evaluate, print a table of aggregates (or JSON)."""
     from ..evaluate import evaluate
-    from ..models import load_model
+    from ..models import load_adapter, load_model
 
     if args.adapter and not (Path(args.adapter) / "adapter_config.json").is_file():
         raise UserError(f"'{args.adapter}' is not a LoRA adapter folder (it has no adapter_config.json).",
@@ -78,9 +78,7 @@ def run(args: argparse.Namespace) -> int:
                         allow_network=bool(config and config.model.allow_network))
     model = loaded.model
     if args.adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, args.adapter)
+        model = load_adapter(model, args.adapter)
     result = evaluate(model, loaded.tokenizer, suite, tier=tier, out_dir=args.out, cache_dir=args.cache_dir)
 
     if args.json:

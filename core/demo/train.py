@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from ..model_building import building_models
+
 
 @dataclass(frozen=True)
 class DemoModelShape:
@@ -119,7 +121,10 @@ def train_language_model(
     for trying recipes quickly (bench/demo_recipe.py): the shipped build is made on the CPU, where
     it is bit-for-bit reproducible."""
     torch.manual_seed(seed)
-    model = (start if start is not None else LlamaForCausalLM(shape.llama_config(tokenizer))).to(device)
+    if start is None:
+        with building_models():  # its initial weights come from torch.nn.init, which loading elsewhere patches
+            start = LlamaForCausalLM(shape.llama_config(tokenizer))
+    model = start.to(device)
     sequences = encode_documents(documents_for_epoch(0), tokenizer, shape.max_position_embeddings)
     lengths = [len(s) for s in sequences]
     generator = torch.Generator().manual_seed(seed)

@@ -32,7 +32,6 @@ import json
 import math
 import os
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -271,19 +270,14 @@ class _Recipe:
         ev = self.config.evaluation
         if self.evaluate_fn is None or ev.suite == "none" or not ev.after:
             return
-        from peft import PeftModel
-
-        from ..models import load_model
+        from ..models import load_adapter, load_model
 
         self.status("evaluating", "after")
         config = self.config
         loaded = load_model(config.resolve_model_path(), dtype=config.model.dtype, device=config.model.device,
                             trust_remote_code=config.model.trust_remote_code,
                             allow_network=config.model.allow_network)
-        with warnings.catch_warnings():
-            # peft 0.21 calls a deprecated transformers 5 method (as in models.attach_lora).
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-            model = PeftModel.from_pretrained(loaded.model, adapter)
+        model = load_adapter(loaded.model, adapter)
         model.eval()
         result = self.evaluate_fn(model, loaded.tokenizer, "after", self.output_dir / "evaluation" / "after")
         self.record_evaluation("after", getattr(result, "aggregates", result),

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..data.templates import collate, pad_token_id_for
 from ..errors import UserError
+from ..model_building import building_models
 
 EMBEDDING_BATCH = 32
 
@@ -65,7 +66,9 @@ def folder_embeddings(folder: str, texts: Sequence[str], device) -> torch.Tensor
                         "or leave embedding_model empty to use the model's own hidden states.")
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = transformers.AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
+        with building_models():
+            model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
+        model = model.to(device).eval()
     except (OSError, ValueError) as exc:
         raise UserError(f"The embedding model in '{folder}' could not be loaded: {exc}",
                         "Give a folder that transformers' AutoModel loads (config.json, weights and tokenizer files), "
