@@ -25,7 +25,6 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 from transformers.pytorch_utils import Conv1D
 
 from .errors import UserError
-from .model_building import building_models
 from .lora_targets import (
     LayerSelection,
     discover_roles,
@@ -33,6 +32,7 @@ from .lora_targets import (
     find_lora_targets,
     layer_module_pattern,
 )
+from .model_building import building_models
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
 WEIGHT_FILES = (

@@ -127,7 +127,8 @@ class RMU(UnlearningMethod):
                 hidden = activations.shape[-1]
         mean_norm = norm_sum / max(count, 1)
         generator = torch.Generator().manual_seed(self.params["seed"])
-        direction = torch.rand(hidden, generator=generator, dtype=torch.float32)  # not the default: loads elsewhere change it
+        # fp32 named: a model loading on another thread changes torch's default dtype meanwhile
+        direction = torch.rand(hidden, generator=generator, dtype=torch.float32)
         direction = direction / direction.norm()
         self.control_vector = (self.params["steering_scale"] * mean_norm * direction).to(context.device)
 
