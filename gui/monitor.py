@@ -389,9 +389,9 @@ class RunMonitor(QWidget):
 
     def _draw_waiting_plots(self) -> None:
         """The run has ended: no step follows, so every plot still waiting gets its last points now."""
-        while self._stale:
-            self._redraw_next_plot()
         self._redraw_timer.stop()
+        if self._stale:
+            self.redraw()
 
     def _draw(self, series: dict[str, tuple[array, array]]) -> None:
         weight = self.smoothing.value() / 100

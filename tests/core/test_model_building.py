@@ -16,20 +16,19 @@ from unlearn_studio.core.paths import demo_model_dir
 TIMEOUT_S = 120  # generous: the test machine is shared; an idle one takes well under a second
 
 
-@pytest.fixture(scope="module")
-def adapter_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("adapter")
-    model = models.attach_lora(models.load_model(demo_model_dir(), device="cpu").model, r=2, roles=["q"])
-    model.save_pretrained(str(folder))
-    return folder
-
-
 def base_model():
     return models.load_model(demo_model_dir(), device="cpu").model
 
 
+@pytest.fixture(scope="module")
+def adapter_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("adapter")
+    models.attach_lora(base_model(), r=2, roles=["q"]).save_pretrained(str(folder))
+    return folder
+
+
 ENTRY_POINTS = {
-    "load_model": lambda adapter: models.load_model(demo_model_dir(), device="cpu").model,
+    "load_model": lambda adapter: base_model(),
     "describe_model_folder": lambda adapter: models.describe_model_folder(demo_model_dir(), device="cpu"),
     "attach_lora": lambda adapter: models.attach_lora(base_model(), r=2, roles=["q"]),
     "load_adapter": lambda adapter: models.load_adapter(base_model(), adapter),
@@ -58,8 +57,7 @@ def test_building_waits_while_another_thread_builds(entry, adapter_dir):
 
 def test_a_thread_that_builds_may_build_again_inside():
     with building_models():
-        loaded = models.load_model(demo_model_dir(), device="cpu")
-    model = loaded.model
+        model = base_model()
     assert not any(p.is_meta for p in model.parameters())
     if model.config.tie_word_embeddings:
         assert model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
@@ -72,7 +70,7 @@ def test_two_threads_loading_at_once_both_get_whole_models():
 
     def load():
         try:
-            loaded.append(models.load_model(demo_model_dir(), device="cpu").model)
+            loaded.append(base_model())
         except BaseException as error:  # noqa: BLE001 — reported by the test thread
             errors.append(error)
 
