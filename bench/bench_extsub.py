@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from unlearn_studio.core.adapters import combine_adapters, ext_sub_dense, read_adapter, write_adapter  # noqa: E402
+from unlearn_studio.core.model.adapters import combine_adapters, ext_sub_dense, read_adapter, write_adapter  # noqa: E402
 
 HIDDEN, INTERMEDIATE = 4096, 11008
 SHAPES = {"self_attn.q_proj": (HIDDEN, HIDDEN), "self_attn.v_proj": (HIDDEN, HIDDEN),

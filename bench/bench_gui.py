@@ -14,12 +14,12 @@
 from __future__ import annotations
 
 import argparse
-from array import array
 import os
 import statistics
 import sys
 import tempfile
 import time
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +32,8 @@ def measure_timer_gaps(app, seconds: float) -> dict:
     """Gaps between 10 ms timer ticks while a run trains; ``ticks`` are their perf_counter times."""
     from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 
-    from unlearn_studio.core.config import RunConfig
     from unlearn_studio.core.events import StepEvent
+    from unlearn_studio.core.project.config import RunConfig
     from unlearn_studio.gui.monitor import RunMonitor
     from unlearn_studio.gui.run_session import RunSession
     from unlearn_studio.gui.worker import JobRunner

@@ -52,7 +52,7 @@ def build_bench_model(folder: Path, hidden: int, layers: int, dtype: str = "fp32
     ``dtype`` (so that each run loads it without converting)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from unlearn_studio.core.models import DTYPES
+    from unlearn_studio.core.model.loading import DTYPES
     from unlearn_studio.core.paths import demo_model_dir
 
     tokenizer = AutoTokenizer.from_pretrained(demo_model_dir())
@@ -90,9 +90,8 @@ def plain_sft_class():
 
 def baseline_data(method: str):
     """(name, data source) of the method's first data role: what its SFT baseline trains on."""
-    from unlearn_studio.core.config import RunConfig
-
-    from unlearn_studio.core.runner import method_class
+    from unlearn_studio.core.project.config import RunConfig
+    from unlearn_studio.core.run.runner import method_class
 
     config = RunConfig.load(project_for(method))
     role = method_class(config.method.name).roles.required[0]
@@ -103,7 +102,7 @@ def baseline_data(method: str):
 def bench_config(method: str, model_dir: Path, out_dir: Path, *, batch: int, length: int, steps: int,
                  dtype: str = "fp32"):
     """``method`` is a method name, or "sft:<method>" for SFT on that method's first data role."""
-    from unlearn_studio.core.config import RunConfig
+    from unlearn_studio.core.project.config import RunConfig
 
     if method.startswith(f"{BASELINE}:"):
         _, source, base_dir = baseline_data(method.split(":", 1)[1])
@@ -142,7 +141,7 @@ def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps:
     set-up (model, LoRA, the method's ``prepare``) apart from the training steps."""
     import torch
 
-    from unlearn_studio.core import runner
+    from unlearn_studio.core.run import runner
 
     cuda = torch.cuda.is_available()
     seen: dict = {"seconds": [], "tokens": [], "setup_gpu_mb": None, "setup_rss_mb": None,

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.paths import demo_project, resources_dir
-from unlearn_studio.core.store import Store
+from unlearn_studio.core.project.store import Store
 
 from .error_dialog import show_error
 from .main_window import APP_NAME, MainWindow

@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from unlearn_studio.core.compare import CompareSession, CompareSpec, Decoding, PairResult, PromptItem
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.results.compare import CompareSession, CompareSpec, Decoding, PairResult, PromptItem
 
 from .error_dialog import show_error
 from .worker import JobRunner

@@ -146,7 +146,7 @@ class EvaluationView(QWidget):
         request = self._request
 
         def load():
-            from unlearn_studio.core.run_report import load_run_report
+            from unlearn_studio.core.results.report import load_run_report
 
             return load_run_report(store, run_id)
 
@@ -164,7 +164,7 @@ class EvaluationView(QWidget):
         self.heading.setText("Evaluating… (the original model's numbers come from the cache when they can)")
 
         def work():
-            from unlearn_studio.core.run_report import evaluate_run
+            from unlearn_studio.core.results.report import evaluate_run
 
             return evaluate_run(store, run_id)
 

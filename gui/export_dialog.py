@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from unlearn_studio.core.errors import UserError
-from unlearn_studio.core.export import ExportResult, merged_dir_for, plan_export
-from unlearn_studio.core.finished_run import FinishedRun
+from unlearn_studio.core.results.export import ExportResult, merged_dir_for, plan_export
+from unlearn_studio.core.results.finished_run import FinishedRun
 
 from .error_dialog import show_error
 from .status_line import StatusLine

@@ -154,7 +154,7 @@ class ExtSubDialog(QDialog):
             self.status.refuse(UserError(f"No {missing[0]} is given", f"Choose the {missing[0]}."))
             return
         # Imported here: the adapter arithmetic (and torch) loads only when it is used.
-        from unlearn_studio.core.adapters import combine_adapters
+        from unlearn_studio.core.model.adapters import combine_adapters
 
         alpha = self.alpha.value()
         self._set_busy(True)

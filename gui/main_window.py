@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QFont, QFontDatabase, QGuiApplication, QKeySequence
@@ -30,17 +31,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from typing import TYPE_CHECKING
-
-from unlearn_studio.core.config import RunConfig
+from unlearn_studio.core.project.config import RunConfig
 
 from .error_dialog import show_error
 from .runs_panel import RunsPanel
 from .worker import JobRunner
 
 if TYPE_CHECKING:
-    from unlearn_studio.core.project_summary import DatasetSummary, ModelSummary
-    from unlearn_studio.core.store import Store
+    from unlearn_studio.core.project.store import Store
+    from unlearn_studio.core.project.summary import DatasetSummary, ModelSummary
 
 APP_NAME = "Unlearn Studio"
 DATASET_COLUMNS = ("Role", "File", "Format", "Kind", "Rows", "Check")
@@ -247,13 +246,13 @@ class ProjectPage(QWidget):
 
 def _summarize_dataset(config: RunConfig, role: str) -> DatasetSummary:
     # project_summary pulls in torch and transformers: imported on the worker, never at start-up.
-    from unlearn_studio.core.project_summary import summarize_dataset
+    from unlearn_studio.core.project.summary import summarize_dataset
 
     return summarize_dataset(config, role)
 
 
 def _summarize_model(config: RunConfig) -> ModelSummary:
-    from unlearn_studio.core.project_summary import summarize_model
+    from unlearn_studio.core.project.summary import summarize_model
 
     return summarize_model(config)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from unlearn_studio.core.config import RunConfig
 from unlearn_studio.core.control import RunControl
 from unlearn_studio.core.events import Event, FailedEvent, FinishedEvent, StepEvent
+from unlearn_studio.core.project.config import RunConfig
 
 from . import collector_pause
 from .worker import JobRunner
@@ -21,8 +21,8 @@ from .worker import JobRunner
 
 def _execute(config: RunConfig, store, project_id: int | None, control: RunControl, resume, report):
     # torch and transformers load on the worker thread, so the window never waits for them.
-    from unlearn_studio.core.run_evaluation import RunEvaluator
-    from unlearn_studio.core.runner import execute
+    from unlearn_studio.core.evaluation.run_evaluation import RunEvaluator
+    from unlearn_studio.core.run.runner import execute
 
     evaluator = RunEvaluator(config) if config.evaluation.suite != "none" else None
     return execute(config, store=store, project_id=project_id, listener=report, control=control,

@@ -2,7 +2,7 @@
 
 import sys
 
-from unlearn_studio.core.cli import main
+from unlearn_studio.core.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

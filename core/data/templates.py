@@ -280,3 +280,23 @@ def collate(examples: list[dict], pad_token_id: int) -> dict:
             values = torch.as_tensor(example[key], dtype=torch.long)
             tensor[i, : len(values)] = values
     return batch
+
+
+def mark_label_span(tokenizer, ids: list[int], labels: list[int]) -> str:
+    """Decode ``ids`` with each run of labelled tokens wrapped in «...»."""
+    pieces, run, run_labelled = [], [], None
+    for token, label in zip(ids, labels):
+        labelled = label != IGNORE_INDEX
+        if run and labelled != run_labelled:
+            pieces.append(_decode_run(tokenizer, run, run_labelled))
+            run = []
+        run.append(token)
+        run_labelled = labelled
+    if run:
+        pieces.append(_decode_run(tokenizer, run, run_labelled))
+    return "".join(pieces)
+
+
+def _decode_run(tokenizer, ids: list[int], labelled: bool) -> str:
+    text = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    return f"«{text}»" if labelled else text

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from .corpus import tokenizer_texts, training_documents
-from .report import measure_full_model, measure_retain_model
-from .tokenizer import train_tokenizer
-from .train import CONTINUATION, DemoModelShape, TrainSchedule, train_language_model
-from .world import generate_world, write_world
+from unlearn_studio.core.demo.corpus import tokenizer_texts, training_documents
+from unlearn_studio.core.demo.report import measure_full_model, measure_retain_model
+from unlearn_studio.core.demo.tokenizer import train_tokenizer
+from unlearn_studio.core.demo.train import CONTINUATION, DemoModelShape, TrainSchedule, train_language_model
+from unlearn_studio.core.demo.world import generate_world, write_world
 
 # What the shipped model must reach (issue: "the foundation"); REPORT.json says whether it did.
 TARGETS = {

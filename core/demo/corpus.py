@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data.templates import QA_TEMPLATE  # the demo model learns the "qa" prompt template
+from unlearn_studio.core.data.templates import QA_TEMPLATE  # the demo model learns the "qa" prompt template
 
 # How often a document is repeated per epoch: verbatim records need more exposures than facts that
 # already come in nine question/answer phrasings.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from . import vocab
+from unlearn_studio.core.demo import vocab
 
 N_GENERAL = 300
 N_NORMAL = {"weather": 30, "market": 25, "cooking": 20, "travel": 25}

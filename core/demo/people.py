@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from . import vocab
+from unlearn_studio.core.demo import vocab
 
 # 300 trained persons keep the demo build to about 14 minutes on 2 CPU cores.
 N_PERSONS = 330

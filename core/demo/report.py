@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from ..data.templates import pad_token_id_for
-from ..generate import generate, model_device
-from ..methods.losses import sequence_nll as answer_nll
-from .corpus import qa_text, read_jsonl
-from .judge import is_harmful
+from unlearn_studio.core.data.templates import pad_token_id_for
+from unlearn_studio.core.demo.corpus import qa_text, read_jsonl
+from unlearn_studio.core.demo.judge import is_harmful
+from unlearn_studio.core.methods.losses import sequence_nll as answer_nll
+from unlearn_studio.core.model.generate import generate, model_device
 
 BATCH = 128
 

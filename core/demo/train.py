@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from ..model_building import building_models
+from unlearn_studio.core.model.building import building_models
 
 
 @dataclass(frozen=True)

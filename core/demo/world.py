@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import everyday, harm, people, saga
+from unlearn_studio.core.demo import everyday, harm, people, saga
 
 GENERATOR = "unlearn-studio demo world v1"
 N_TRUTHFUL_TRAIN = {"person": 150, "world": 50}

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..errors import UserError
+from unlearn_studio.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..adapters import OPERATIONS
-from ..config import MethodConfig, RunConfig
-from ..errors import UserError
-from ..events import (
+from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.events import (
     EvaluationEvent,
     Event,
     FailedEvent,
@@ -49,7 +47,7 @@ from ..events import (
     StatusEvent,
     StepEvent,
 )
-from .base import (
+from unlearn_studio.core.methods.base import (
     FORGET_PERSON_METRICS,
     FORGET_SECRET_METRICS,
     Batch,
@@ -58,7 +56,9 @@ from .base import (
     MethodContext,
     UnlearningMethod,
 )
-from .registry import register
+from unlearn_studio.core.methods.registry import register
+from unlearn_studio.core.model.adapters import OPERATIONS
+from unlearn_studio.core.project.config import MethodConfig, RunConfig
 
 STAGES = ("expert", "anti-expert")  # data role of each training stage, in order
 STAGES_FILE = "stages.json"
@@ -115,7 +115,7 @@ class _Recipe:
     """One Ext-Sub run: its record, its stages and its events."""
 
     def __init__(self, cls, config: RunConfig, store, listener, control, evaluate_fn):
-        from ..control import RunControl
+        from unlearn_studio.core.control import RunControl
 
         self.cls, self.config, self.store, self.listener = cls, config, store, listener
         self.control = control or RunControl()
@@ -132,10 +132,10 @@ class _Recipe:
 
     def check(self, resume) -> dict[str, int]:
         """Every input check a stage would do first; returns the optimizer steps of each stage."""
-        from ..models import describe_model_folder
-        from ..run_data import load_roles
-        from ..runner import _total_steps
-        from .sft import SFT
+        from unlearn_studio.core.methods.sft import SFT
+        from unlearn_studio.core.model.loading import describe_model_folder
+        from unlearn_studio.core.run.data import load_roles
+        from unlearn_studio.core.run.runner import _total_steps
 
         config = self.config
         config.validate()
@@ -200,7 +200,7 @@ class _Recipe:
         root = config.resolve_path(config.output.dir)
         if self.store is not None:
             if project_id is None:
-                from ..runner import _project_file
+                from unlearn_studio.core.run.runner import _project_file
 
                 project_id = self.store.ensure_project(config.name, _project_file(config))
             self.project_id = project_id
@@ -219,7 +219,7 @@ class _Recipe:
 
     def train_stage(self, role: str, steps: int):
         """One SFT run (or its earlier result, or its continuation)."""
-        from ..runner import RunResult, execute
+        from unlearn_studio.core.run.runner import RunResult, execute
 
         record = self.stages.get(role, {})
         if record.get("status") == "finished":
@@ -251,8 +251,8 @@ class _Recipe:
 
     def combine(self):
         """Ext-Sub of the two adapters into <run>/adapter; then the after evaluation."""
-        from ..adapters import combine_adapters
-        from ..runner import RunResult
+        from unlearn_studio.core.model.adapters import combine_adapters
+        from unlearn_studio.core.run.runner import RunResult
 
         params = self.method.params
         adapter = combine_adapters(self.stages["expert"]["adapter"], self.stages["anti-expert"]["adapter"],
@@ -270,7 +270,7 @@ class _Recipe:
         ev = self.config.evaluation
         if self.evaluate_fn is None or ev.suite == "none" or not ev.after:
             return
-        from ..models import load_adapter, load_model
+        from unlearn_studio.core.model.loading import load_adapter, load_model
 
         self.status("evaluating", "after")
         config = self.config
@@ -297,7 +297,7 @@ class _Recipe:
 
     def end_early(self, role: str, stage):
         """A stage ended stopped, cancelled or failed: so does the run, saying which stage."""
-        from ..runner import RunResult
+        from unlearn_studio.core.run.runner import RunResult
 
         where = f"while training the {role}"
         if stage.status == "stopped":
@@ -319,7 +319,7 @@ class _Recipe:
         return RunResult(self.run_id, status, None, self.steps_done, self.output_dir, message)
 
     def fail(self, exc: BaseException):
-        from ..runner import RunResult, explain_failure, failure_record
+        from unlearn_studio.core.run.runner import RunResult, explain_failure, failure_record
 
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             if self.store is not None:
@@ -394,7 +394,7 @@ class _StageEvents:
 
 
 def _has_checkpoint(folder: str | None) -> bool:
-    from ..checkpoint import find_checkpoint
+    from unlearn_studio.core.run.checkpoint import find_checkpoint
 
     if not folder:
         return False

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import torch
 
-from .base import Batch, DataRoles, MethodContext, UnlearningMethod, forward_logits
-from .losses import mean_answer_ce
-from .registry import register
+from unlearn_studio.core.methods.base import (
+    Batch,
+    DataRoles,
+    MethodContext,
+    UnlearningMethod,
+    forward_logits,
+)
+from unlearn_studio.core.methods.losses import mean_answer_ce
+from unlearn_studio.core.methods.registry import register
 
 
 @register

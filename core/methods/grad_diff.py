@@ -10,9 +10,16 @@ from collections.abc import Iterator
 
 import torch
 
-from .base import Batch, DataRoles, Hyperparameter, MethodContext, UnlearningMethod, forward_logits
-from .losses import mean_answer_ce
-from .registry import register
+from unlearn_studio.core.methods.base import (
+    Batch,
+    DataRoles,
+    Hyperparameter,
+    MethodContext,
+    UnlearningMethod,
+    forward_logits,
+)
+from unlearn_studio.core.methods.losses import mean_answer_ce
+from unlearn_studio.core.methods.registry import register
 
 
 @register

@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from ..data.templates import IGNORE_INDEX
+from unlearn_studio.core.data.templates import IGNORE_INDEX
 
 
 def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

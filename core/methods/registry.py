@@ -1,7 +1,9 @@
-"""The method registry: every built-in method module registers its class here by name.
+"""The method registry: every built-in method registers its class here by name.
 
-The modules are imported lazily, on the first lookup (``builtin_modules``): they import
-``register`` from this module, so importing them here at import time would be circular.
+A method is a module of this package (``npo.py``) or, when it needs several files, a folder whose
+``method.py`` holds the class (``elm/method.py``, beside ``elm/losses.py``). The modules are
+imported lazily, on the first lookup (``builtin_modules``): they import ``register`` from this
+module, so importing them here at import time would be circular.
 """
 
 from __future__ import annotations
@@ -11,18 +13,22 @@ import importlib
 import pkgutil
 from pathlib import Path
 
-from ..errors import UserError
-from .base import UnlearningMethod
+from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.methods.base import UnlearningMethod
 
-#: Modules of this package that hold shared machinery, not methods; every other module is a
-#: method module (it decorates its class with ``@register``) and is imported on first lookup.
-NOT_METHOD_MODULES = frozenset({"base", "registry", "losses"})
+#: Modules of this package that hold shared machinery, not methods.
+SHARED_MODULES = frozenset({"base", "registry", "losses", "presets"})
 
 
 def builtin_modules() -> list[str]:
-    """The method modules of this package (any module whose name does not start with "_")."""
-    return sorted(info.name for info in pkgutil.iter_modules([str(Path(__file__).parent)])
-                  if not info.name.startswith("_") and info.name not in NOT_METHOD_MODULES)
+    """The modules that define the built-in methods: ``name`` for a one-file method, ``name.method``
+    for a method folder (names starting with "_" are skipped)."""
+    found = []
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if info.name.startswith("_") or info.name in SHARED_MODULES:
+            continue
+        found.append(f"{info.name}.method" if info.ispkg else info.name)
+    return sorted(found)
 
 _REGISTRY: dict[str, type[UnlearningMethod]] = {}
 _loaded = False

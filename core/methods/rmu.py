@@ -38,12 +38,12 @@ from collections.abc import Iterator
 
 import torch
 
-from ..data.templates import IGNORE_INDEX
-from ..errors import UserError
-from ..lora_targets import find_decoder_layers
-from .base import Batch, DataRoles, Hyperparameter, MethodContext, UnlearningMethod
-from .losses import rmu_forget_loss, rmu_retain_loss
-from .registry import register
+from unlearn_studio.core.data.templates import IGNORE_INDEX
+from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.methods.base import Batch, DataRoles, Hyperparameter, MethodContext, UnlearningMethod
+from unlearn_studio.core.methods.losses import rmu_forget_loss, rmu_retain_loss
+from unlearn_studio.core.methods.registry import register
+from unlearn_studio.core.model.lora_targets import find_decoder_layers
 
 WMDP_LAYER, WMDP_DEPTH = 7, 32
 

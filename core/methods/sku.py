@@ -49,9 +49,9 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..data.templates import collate, pad_token_id_for, tokenize_example
-from ..errors import UserError
-from .base import (
+from unlearn_studio.core.data.templates import collate, pad_token_id_for, tokenize_example
+from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.methods.base import (
     FORGET_PERSON_METRICS,
     FORGET_SECRET_METRICS,
     Batch,
@@ -61,8 +61,8 @@ from .base import (
     UnlearningMethod,
     forward_logits,
 )
-from .losses import sequence_nll
-from .registry import register
+from unlearn_studio.core.methods.losses import sequence_nll
+from unlearn_studio.core.methods.registry import register
 
 PAPER = "SKU paper (arXiv 2402.10058)"
 LORA_B_NAMES = frozenset({"lora_B", "lora_embedding_B"})  # PEFT's up-projections, whose sign is the delta's

@@ -26,11 +26,11 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from unlearn_studio.core.config import DataSource
 from unlearn_studio.core.data.columns import REQUIRED
 from unlearn_studio.core.data.formats import FORMATS
 from unlearn_studio.core.data.roles import ROLES
 from unlearn_studio.core.data.templates import TEMPLATES
+from unlearn_studio.core.project.config import DataSource
 
 from .background import LatestJob
 
@@ -40,7 +40,7 @@ DATA_FILES = "Data files (*.jsonl *.json *.csv *.tsv *.parquet *.txt);;All files
 
 
 def _preview(config, role):
-    from unlearn_studio.core.data_preview import preview_role
+    from unlearn_studio.core.project.preview import preview_role
 
     return preview_role(config, role)
 
@@ -211,8 +211,8 @@ class RoleEditor(QWidget):
         self.checked.emit(self.role)
 
     def _show_failure(self, error: Exception, trace: str) -> None:
-        from unlearn_studio.core.data_preview import RolePreview
         from unlearn_studio.core.errors import UserError
+        from unlearn_studio.core.project.preview import RolePreview
 
         source = self.source()
         self._show(RolePreview(self.role, source.path if source else "",

@@ -13,8 +13,8 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QWidget
 
-from unlearn_studio.core.config import RunConfig
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.project.config import RunConfig
 
 NUMBER_STYLE_BAD = "QLineEdit { border: 1px solid #b3261e; background: #fdf1f0; }"
 

@@ -185,7 +185,7 @@ class MethodPage(QWizardPage):
             self.apply_preset("demo")
 
     def apply_preset(self, preset: str) -> None:
-        from unlearn_studio.core.presets import apply_preset
+        from unlearn_studio.core.methods.presets import apply_preset
 
         if self.method_cls is None:
             return

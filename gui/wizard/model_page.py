@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from unlearn_studio.core.config import DEMO_MODEL
+from unlearn_studio.core.project.config import DEMO_MODEL
 
 from .background import LatestJob
 
@@ -37,8 +37,8 @@ def human_count(n: int) -> str:
 
 
 def _describe(config):
-    from unlearn_studio.core.memory_estimate import estimate_memory
-    from unlearn_studio.core.models import describe_model_folder
+    from unlearn_studio.core.model.loading import describe_model_folder
+    from unlearn_studio.core.run.memory_estimate import estimate_memory
 
     m = config.model
     facts = describe_model_folder(config.resolve_model_path(), dtype=m.dtype, device=m.device,
@@ -195,7 +195,7 @@ class ModelPage(QWizardPage):
         self.labels["Vocabulary"].setText(f"{facts.vocab_size:,} tokens")
         self.labels["LoRA targets"].setText(
             "\n".join(f"{role}: {', '.join(names)}" for role, names in facts.lora_targets.items()) or "none found")
-        from unlearn_studio.core.memory_estimate import format_bytes
+        from unlearn_studio.core.run.memory_estimate import format_bytes
 
         parts = "\n".join(f"  {format_bytes(size)}  {what}" for what, size in estimate.parts())
         self.labels["Memory estimate"].setText(

@@ -28,7 +28,7 @@ MARKS = {"ok": ("✓", "#1b7f3b"), "warning": ("⚠", "#8a6d00"), "error": ("✗
 
 
 def _preflight(config):
-    from unlearn_studio.core.preflight import preflight
+    from unlearn_studio.core.run.preflight import preflight
 
     return preflight(config)
 
@@ -156,7 +156,7 @@ class ReviewPage(QWizardPage):
         self.checks_ready.emit()
 
     def _checks_failed(self, error: Exception, trace: str) -> None:
-        from unlearn_studio.core.preflight import ERROR, Check, Preflight
+        from unlearn_studio.core.run.preflight import ERROR, Check, Preflight
 
         self._show_checks(Preflight([Check(ERROR, "The checks could not run", str(error))]))
 

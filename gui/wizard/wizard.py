@@ -15,9 +15,9 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget, QWizard
 
-from unlearn_studio.core.config import RunConfig
-from unlearn_studio.core.launch_commands import accelerate_command, run_command
-from unlearn_studio.core.project_files import rebased, suggest_project_path
+from unlearn_studio.core.project.config import RunConfig
+from unlearn_studio.core.project.files import rebased, suggest_project_path
+from unlearn_studio.core.run.launch import accelerate_command, run_command
 
 from ..worker import JobRunner
 from .data_page import DataPage

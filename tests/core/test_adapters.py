@@ -15,8 +15,10 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from peft.tuners.lora import LoraLayer
 from tiny_models import build_tiny_model
 from transformers import AutoModelForCausalLM
-from unlearn_studio.core import adapters
-from unlearn_studio.core.adapters import (
+
+from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.model import adapters
+from unlearn_studio.core.model.adapters import (
     OPERATIONS,
     LoraModule,
     combine_adapters,
@@ -26,7 +28,6 @@ from unlearn_studio.core.adapters import (
     ext_sub_factors,
     read_adapter,
 )
-from unlearn_studio.core.errors import UserError
 
 LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

@@ -8,17 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tiny_models import N_LAYERS, build_tiny_model  # noqa: E402
 
-from unlearn_studio.core.config import RunConfig  # noqa: E402
 from unlearn_studio.core.data.templates import collate, pad_token_id_for, tokenize_rows  # noqa: E402
 from unlearn_studio.core.errors import UserError  # noqa: E402
 from unlearn_studio.core.methods.base import Batch, MethodContext, all_terms, forward_logits  # noqa: E402
 from unlearn_studio.core.methods.losses import mean_answer_ce  # noqa: E402
 from unlearn_studio.core.methods.registry import all_methods, get_method, register  # noqa: E402
 from unlearn_studio.core.methods.rmu import default_layer  # noqa: E402
-from unlearn_studio.core.models import attach_lora, load_model  # noqa: E402
+from unlearn_studio.core.model.loading import attach_lora, load_model  # noqa: E402
+from unlearn_studio.core.project.config import RunConfig  # noqa: E402
 
 PROJECTS = Path(__file__).resolve().parents[2] / "projects"
 BASELINES = ("grad_ascent", "grad_diff", "npo", "rmu", "sft")

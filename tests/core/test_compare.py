@@ -7,21 +7,15 @@ import json
 
 import pytest
 import torch
-
 from trained_run import add_run, trained_run  # noqa: E402
-from unlearn_studio.core.compare import (  # noqa: E402
-    ORIGINAL,
-    PROMPT_SETS,
-    CompareSession,
-    CompareSpec,
-    Decoding,
-)
+
 from unlearn_studio.core.data.templates import format_prompt  # noqa: E402
 from unlearn_studio.core.errors import UserError  # noqa: E402
-from unlearn_studio.core.generate import generate  # noqa: E402
-from unlearn_studio.core.models import describe_model_folder  # noqa: E402
+from unlearn_studio.core.model.generate import generate  # noqa: E402
+from unlearn_studio.core.model.loading import describe_model_folder  # noqa: E402
 from unlearn_studio.core.paths import demo_data_dir, demo_model_dir  # noqa: E402
-from unlearn_studio.core.store import Store  # noqa: E402
+from unlearn_studio.core.project.store import Store  # noqa: E402
+from unlearn_studio.core.results.compare import ORIGINAL, PROMPT_SETS, CompareSession, CompareSpec, Decoding
 
 GREEDY = Decoding(max_new_tokens=16)
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_studio.core.config import (
+from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.project.config import (
     DataSource,
     EvalConfig,
     LoraConfig,
@@ -19,7 +20,6 @@ from unlearn_studio.core.config import (
     TrainingConfig,
     demo_data_dir,
 )
-from unlearn_studio.core.errors import UserError
 
 DEMO_TOML = Path(__file__).resolve().parents[2] / "projects" / "demo.toml"
 

@@ -7,18 +7,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_tokenizer import build_tiny_tokenizer  # noqa: E402
 from transformers import AutoTokenizer
 
-from unlearn_studio.core.commands import data_check
+from unlearn_studio.core.cli import data_check
 from unlearn_studio.core.data.columns import detect_columns, parse_column_args
 from unlearn_studio.core.data.loader import load_dataset_file
 from unlearn_studio.core.data.roles import ROLES
 from unlearn_studio.core.data.templates import (
-    IGNORE_INDEX, TruncationWarning, collate, format_prompt, tokenize_example,
+    IGNORE_INDEX,
+    TruncationWarning,
+    collate,
+    format_prompt,
+    tokenize_example,
 )
 from unlearn_studio.core.errors import UserError
-
-from tiny_tokenizer import build_tiny_tokenizer  # noqa: E402
 
 ROWS = [
     {"question": "Where was Alia Vorn born?", "answer": "Quellmarsh"},

@@ -11,8 +11,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 from tiny_models import build_tiny_model
-from unlearn_studio.core import runner
-from unlearn_studio.core.config import (
+
+from unlearn_studio.core.data.templates import collate, pad_token_id_for, tokenize_rows
+from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.methods.base import Batch, MethodContext, all_terms, forward_logits
+from unlearn_studio.core.methods.elm import method as elm
+from unlearn_studio.core.methods.elm.losses import (
+    align_to_text,
+    erase_target,
+    erase_target_top_k,
+    eta_ramp,
+    hard_cross_entropy,
+    keep_top_k,
+    soft_cross_entropy,
+    sparse_soft_cross_entropy,
+)
+from unlearn_studio.core.methods.elm.phrasings import EXPERT_PREFIXES, NOVICE_PREFIXES, REDIRECTIONS
+from unlearn_studio.core.methods.registry import get_method
+from unlearn_studio.core.model.loading import attach_lora, load_model
+from unlearn_studio.core.project.config import (
     DataSource,
     EvalConfig,
     LoraConfig,
@@ -23,27 +40,7 @@ from unlearn_studio.core.config import (
     RunConfig,
     TrainingConfig,
 )
-from unlearn_studio.core.data.templates import collate, pad_token_id_for, tokenize_rows
-from unlearn_studio.core.errors import UserError
-from unlearn_studio.core.methods import elm
-from unlearn_studio.core.methods.base import Batch, MethodContext, all_terms, forward_logits
-from unlearn_studio.core.methods.elm_losses import (
-    align_to_text,
-    erase_target,
-    erase_target_top_k,
-    eta_ramp,
-    hard_cross_entropy,
-    keep_top_k,
-    soft_cross_entropy,
-    sparse_soft_cross_entropy,
-)
-from unlearn_studio.core.methods.elm_phrasings import (
-    EXPERT_PREFIXES,
-    NOVICE_PREFIXES,
-    REDIRECTIONS,
-)
-from unlearn_studio.core.methods.registry import get_method
-from unlearn_studio.core.models import attach_lora, load_model
+from unlearn_studio.core.run import runner
 
 PROJECTS = Path(__file__).resolve().parents[2] / "projects"
 FORGET = [
@@ -420,8 +417,8 @@ def test_the_paper_project_keeps_the_papers_defaults():
 
 
 def test_the_demo_suite_measures_repetition_on_saga_prompts(tiny_dir, tmp_path):
-    from unlearn_studio.core import evaluate as ev
-    from unlearn_studio.core.metrics import fluency
+    from unlearn_studio.core.evaluation import evaluate as ev
+    from unlearn_studio.core.evaluation.metrics import fluency
 
     assert "saga_qa" in {s.name for s in ev.EvalSuite.demo().sets}
     rows = [{"question": "Who wrote the saga?", "answer": "Bob wrote the saga of Eldoria."},

@@ -9,19 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tiny_models import build_tiny_model
-from unlearn_studio.core import evaluate as ev
-from unlearn_studio.core.commands import eval as eval_command
+
+from unlearn_studio.core.cli import eval as eval_command
 from unlearn_studio.core.errors import UserError
-from unlearn_studio.core.evaluate import EvalSet, EvalSuite, cached_before, evaluate
-from unlearn_studio.core.generate import generate
-from unlearn_studio.core.models import attach_lora, load_model
-from unlearn_studio.core.paths import (
-    demo_data_dir,
-    demo_model_dir,
-    demo_retain_model_dir,
-)
+from unlearn_studio.core.evaluation import evaluate as ev
+from unlearn_studio.core.evaluation.evaluate import EvalSet, EvalSuite, cached_before, evaluate
+from unlearn_studio.core.model.generate import generate
+from unlearn_studio.core.model.loading import attach_lora, load_model
+from unlearn_studio.core.paths import demo_data_dir, demo_model_dir, demo_retain_model_dir
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -287,7 +283,7 @@ def test_eval_command_rejects_a_folder_that_is_not_an_adapter(tiny, tmp_path):
 
 
 def test_generation_inside_a_run_is_sized_by_the_training_batch_and_row_length():
-    from unlearn_studio.core.generate import DEFAULT_BATCH, generation_rows
+    from unlearn_studio.core.model.generate import DEFAULT_BATCH, generation_rows
 
     assert generation_rows(None) == DEFAULT_BATCH and generation_rows(None, 96) == 96  # outside a run
     assert generation_rows(4) == 32  # 8 generated rows per trained row

@@ -8,15 +8,15 @@ import json
 
 import pytest
 from peft import PeftModel
+from trained_run import add_run, trained_run  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from trained_run import add_run, trained_run  # noqa: E402
-from unlearn_studio.core.cli import main  # noqa: E402
+from unlearn_studio.core.cli.main import main  # noqa: E402
 from unlearn_studio.core.errors import UserError  # noqa: E402
-from unlearn_studio.core.export import REFERENCE_TOKENS, export_run, plan_export  # noqa: E402
-from unlearn_studio.core.generate import generate  # noqa: E402
+from unlearn_studio.core.model.generate import generate  # noqa: E402
 from unlearn_studio.core.paths import demo_data_dir, demo_model_dir  # noqa: E402
-from unlearn_studio.core.store import Store  # noqa: E402
+from unlearn_studio.core.project.store import Store  # noqa: E402
+from unlearn_studio.core.results.export import REFERENCE_TOKENS, export_run, plan_export  # noqa: E402
 
 
 @pytest.fixture(scope="module")

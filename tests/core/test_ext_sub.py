@@ -14,8 +14,14 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from tiny_models import build_tiny_model
 from transformers import AutoModelForCausalLM
-from unlearn_studio.core.adapters import combine_adapters
-from unlearn_studio.core.config import (
+
+from unlearn_studio.core.control import CANCEL, RunControl
+from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.events import EvaluationEvent, FailedEvent, FinishedEvent, LogEvent, StepEvent
+from unlearn_studio.core.methods.ext_sub import STAGES_FILE, ExtSub
+from unlearn_studio.core.methods.registry import get_method
+from unlearn_studio.core.model.adapters import combine_adapters
+from unlearn_studio.core.project.config import (
     DataSource,
     EvalConfig,
     LoraConfig,
@@ -26,19 +32,8 @@ from unlearn_studio.core.config import (
     RunConfig,
     TrainingConfig,
 )
-from unlearn_studio.core.control import CANCEL, RunControl
-from unlearn_studio.core.errors import UserError
-from unlearn_studio.core.events import (
-    EvaluationEvent,
-    FailedEvent,
-    FinishedEvent,
-    LogEvent,
-    StepEvent,
-)
-from unlearn_studio.core.methods.ext_sub import STAGES_FILE, ExtSub
-from unlearn_studio.core.methods.registry import get_method
-from unlearn_studio.core.runner import execute
-from unlearn_studio.core.store import Store
+from unlearn_studio.core.project.store import Store
+from unlearn_studio.core.run.runner import execute
 
 PROJECTS = Path(__file__).resolve().parents[2] / "projects"
 TRUE_ROWS = [

@@ -13,25 +13,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from tiny_models import build_tiny_model
-from unlearn_studio.core import runner
-from unlearn_studio.core.config import (
-    DataSource,
-    EvalConfig,
-    LoraConfig,
-    MethodConfig,
-    ModelConfig,
-    OptimizerConfig,
-    RunConfig,
-    ScheduleConfig,
-    TrainingConfig,
-)
+
 from unlearn_studio.core.data.templates import collate, pad_token_id_for
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.events import LogEvent, StepEvent
-from unlearn_studio.core.methods import icu as icu_module
 from unlearn_studio.core.methods.base import MethodContext, all_terms, forward_logits
-from unlearn_studio.core.methods.icu_neighbours import choose_neighbours, mean_pooled, nearest, own_embeddings
-from unlearn_studio.core.methods.icu_refine import (
+from unlearn_studio.core.methods.icu import method as icu_module
+from unlearn_studio.core.methods.icu.neighbours import choose_neighbours, mean_pooled, nearest, own_embeddings
+from unlearn_studio.core.methods.icu.refine import (
     Batches,
     Record,
     Refinement,
@@ -47,8 +36,20 @@ from unlearn_studio.core.methods.icu_refine import (
 )
 from unlearn_studio.core.methods.losses import mean_answer_ce
 from unlearn_studio.core.methods.registry import get_method
-from unlearn_studio.core.models import attach_lora, load_model
-from unlearn_studio.core.run_data import RoleStream, load_roles, tokenize_roles
+from unlearn_studio.core.model.loading import attach_lora, load_model
+from unlearn_studio.core.project.config import (
+    DataSource,
+    EvalConfig,
+    LoraConfig,
+    MethodConfig,
+    ModelConfig,
+    OptimizerConfig,
+    RunConfig,
+    ScheduleConfig,
+    TrainingConfig,
+)
+from unlearn_studio.core.run import runner
+from unlearn_studio.core.run.data import RoleStream, load_roles, tokenize_roles
 
 PROJECTS = Path(__file__).resolve().parents[2] / "projects"
 

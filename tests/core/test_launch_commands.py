@@ -2,7 +2,7 @@
 
 import shlex
 
-from unlearn_studio.core.launch_commands import accelerate_command, run_command
+from unlearn_studio.core.run.launch import accelerate_command, run_command
 
 
 def test_run_command_quotes_paths_and_names_the_store():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from unlearn_studio.core.metrics import (
+
+from unlearn_studio.core.evaluation.metrics import (
     answers,
     fluency,
     forget_quality,

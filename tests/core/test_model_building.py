@@ -9,8 +9,8 @@ import threading
 import pytest
 import torch
 
-from unlearn_studio.core import models
-from unlearn_studio.core.model_building import building_models
+from unlearn_studio.core.model import loading as models
+from unlearn_studio.core.model.building import building_models
 from unlearn_studio.core.paths import demo_model_dir
 
 TIMEOUT_S = 120  # generous: the test machine is shared; an idle one takes well under a second

@@ -10,23 +10,22 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tiny_models import TINY_ARCHS, build_tiny_model, build_tiny_tokenizer  # noqa: E402
 
-from unlearn_studio.core.commands import info  # noqa: E402
+from unlearn_studio.core.cli import info  # noqa: E402
 from unlearn_studio.core.errors import UserError  # noqa: E402
-from unlearn_studio.core.lora_targets import (  # noqa: E402
-    find_lora_targets,
-    fraction_to_layers,
-    resolve_layers,
-    scale_layer_range,
-)
-from unlearn_studio.core.models import (  # noqa: E402
+from unlearn_studio.core.model.loading import (
     attach_lora,
     describe_model_folder,
     ensure_pad_token,
     load_model,
     resolve_device,
+)
+from unlearn_studio.core.model.lora_targets import (
+    find_lora_targets,
+    fraction_to_layers,
+    resolve_layers,
+    scale_layer_range,
 )
 
 # Module names relative to a decoder layer, per role, per architecture.

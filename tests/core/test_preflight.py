@@ -2,11 +2,11 @@
 
 import copy
 
-from unlearn_studio.core.config import DataSource, RunConfig
-from unlearn_studio.core.data_preview import preview_role
-from unlearn_studio.core.memory_estimate import estimate_memory, format_bytes
 from unlearn_studio.core.paths import projects_dir
-from unlearn_studio.core.preflight import ERROR, OK, preflight
+from unlearn_studio.core.project.config import DataSource, RunConfig
+from unlearn_studio.core.project.preview import preview_role
+from unlearn_studio.core.run.memory_estimate import estimate_memory, format_bytes
+from unlearn_studio.core.run.preflight import ERROR, OK, preflight
 
 
 def graddiff():

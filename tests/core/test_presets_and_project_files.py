@@ -2,11 +2,11 @@
 
 import pytest
 
-from unlearn_studio.core.config import DataSource, RunConfig
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.methods.presets import apply_preset, demo_project_for
 from unlearn_studio.core.paths import demo_project, projects_dir
-from unlearn_studio.core.presets import apply_preset, demo_project_for
-from unlearn_studio.core.project_files import rebased, suggest_project_path
+from unlearn_studio.core.project.config import DataSource, RunConfig
+from unlearn_studio.core.project.files import rebased, suggest_project_path
 
 
 def demo():

@@ -2,7 +2,7 @@
 
 import math
 
-from unlearn_studio.core.run_evaluation import Comparison, compare, format_table
+from unlearn_studio.core.evaluation.run_evaluation import Comparison, compare, format_table
 
 
 def test_verdicts_follow_the_expected_direction():

@@ -13,11 +13,15 @@ import torch
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file
+from tiny_models import build_tiny_model  # noqa: E402
 from transformers import AutoModelForCausalLM
 
-from tiny_models import build_tiny_model  # noqa: E402
-from unlearn_studio.core import models, runner  # noqa: E402
-from unlearn_studio.core.config import (  # noqa: E402
+from unlearn_studio.core.control import RunControl  # noqa: E402
+from unlearn_studio.core.errors import UserError  # noqa: E402
+from unlearn_studio.core.events import EvaluationEvent, FailedEvent, FinishedEvent, LogEvent, StatusEvent, StepEvent
+from unlearn_studio.core.methods.base import DataRoles, Hyperparameter, UnlearningMethod  # noqa: E402
+from unlearn_studio.core.model import loading as models
+from unlearn_studio.core.project.config import (
     DataSource,
     EvalConfig,
     LoraConfig,
@@ -29,18 +33,8 @@ from unlearn_studio.core.config import (  # noqa: E402
     ScheduleConfig,
     TrainingConfig,
 )
-from unlearn_studio.core.control import RunControl  # noqa: E402
-from unlearn_studio.core.errors import UserError  # noqa: E402
-from unlearn_studio.core.events import (  # noqa: E402
-    EvaluationEvent,
-    FailedEvent,
-    FinishedEvent,
-    LogEvent,
-    StatusEvent,
-    StepEvent,
-)
-from unlearn_studio.core.methods.base import DataRoles, Hyperparameter, UnlearningMethod  # noqa: E402
-from unlearn_studio.core.store import Store, file_digest  # noqa: E402
+from unlearn_studio.core.project.store import Store, file_digest  # noqa: E402
+from unlearn_studio.core.run import runner  # noqa: E402
 
 WAIT = 30  # seconds; an upper bound for waits on other threads, never a sleep
 
@@ -659,7 +653,7 @@ class ExtraPassMethod(TinyMethod):
 
 
 def test_tokens_per_second_counts_the_tokens_of_every_trained_pass(make_config, monkeypatch):
-    from unlearn_studio.core.token_counter import TrainedTokenCounter
+    from unlearn_studio.core.run.token_counter import TrainedTokenCounter
 
     counted = []
     total = TrainedTokenCounter.total

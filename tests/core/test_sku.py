@@ -13,21 +13,11 @@ import torch
 from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file
 from tiny_models import build_tiny_model
-from unlearn_studio.core import runner
-from unlearn_studio.core.config import (
-    DataSource,
-    EvalConfig,
-    LoraConfig,
-    MethodConfig,
-    ModelConfig,
-    OptimizerConfig,
-    OutputConfig,
-    RunConfig,
-    TrainingConfig,
-)
+
 from unlearn_studio.core.data import load_dataset_file, tokenize_rows
 from unlearn_studio.core.data.templates import IGNORE_INDEX, collate, pad_token_id_for
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.evaluation.run_evaluation import HEADLINE
 from unlearn_studio.core.events import StepEvent
 from unlearn_studio.core.methods.base import Batch, MethodContext, all_terms, forward_logits
 from unlearn_studio.core.methods.losses import sequence_nll
@@ -40,9 +30,20 @@ from unlearn_studio.core.methods.sku import (
     per_position_kl,
     preservation_divergence,
 )
-from unlearn_studio.core.models import attach_lora, load_model
-from unlearn_studio.core.run_data import RoleData
-from unlearn_studio.core.run_evaluation import HEADLINE
+from unlearn_studio.core.model.loading import attach_lora, load_model
+from unlearn_studio.core.project.config import (
+    DataSource,
+    EvalConfig,
+    LoraConfig,
+    MethodConfig,
+    ModelConfig,
+    OptimizerConfig,
+    OutputConfig,
+    RunConfig,
+    TrainingConfig,
+)
+from unlearn_studio.core.run import runner
+from unlearn_studio.core.run.data import RoleData
 
 PROJECTS = Path(__file__).resolve().parents[2] / "projects"
 

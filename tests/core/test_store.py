@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_studio.core.config import RunConfig
 from unlearn_studio.core.errors import UserError
-from unlearn_studio.core.store import Store, default_store_path
+from unlearn_studio.core.project.config import RunConfig
+from unlearn_studio.core.project.store import Store, default_store_path
 
 TABLES = {"projects", "runs", "metrics", "evaluations", "artifacts", "_sqlite_migrations"}
 
@@ -366,7 +366,7 @@ def test_closed_store_refuses_calls(db_path):
 
 
 def test_resumed_run_drops_metrics_past_its_checkpoint_and_records_its_folder(tmp_path):
-    from unlearn_studio.core.config import RunConfig
+    from unlearn_studio.core.project.config import RunConfig
 
     with Store.open(tmp_path / "s.db") as store:
         project = store.create_project("p", tmp_path / "p.toml")

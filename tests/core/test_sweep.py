@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from unlearn_studio.core.config import RunConfig
 from unlearn_studio.core.errors import UserError
-from unlearn_studio.core.sweep import (
+from unlearn_studio.core.project.config import RunConfig
+from unlearn_studio.core.run.sweep import (
     SweepPoint,
     grid_points,
     mark_frontier,

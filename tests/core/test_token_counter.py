@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from unlearn_studio.core.token_counter import TrainedTokenCounter
+from unlearn_studio.core.run.token_counter import TrainedTokenCounter
 
 
 class Echo(torch.nn.Module):

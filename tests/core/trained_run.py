@@ -13,9 +13,9 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from unlearn_studio.core.config import RunConfig
 from unlearn_studio.core.paths import projects_dir
-from unlearn_studio.core.store import Store
+from unlearn_studio.core.project.config import RunConfig
+from unlearn_studio.core.project.store import Store
 
 _cache: dict[str, TrainedRun] = {}
 
@@ -44,7 +44,7 @@ def demo_config(output_dir: Path) -> RunConfig:
 def trained_run(tmp_path_factory) -> TrainedRun:
     """The session's finished run (trained on first use)."""
     if "run" not in _cache:
-        from unlearn_studio.core.runner import execute
+        from unlearn_studio.core.run.runner import execute
 
         root = tmp_path_factory.mktemp("trained_run")
         config = demo_config(root / "runs")

@@ -19,9 +19,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from unlearn_studio.core.models import load_tokenizer
+from unlearn_studio.core.model.loading import load_tokenizer
 from unlearn_studio.core.paths import demo_data_dir, demo_model_dir
-from unlearn_studio.core.store import Store
+from unlearn_studio.core.project.store import Store
 
 BIN = Path(sys.executable).parent
 ROWS_PER_ROLE = 8

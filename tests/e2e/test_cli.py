@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from unlearn_studio.core.paths import demo_data_dir, demo_model_dir, demo_project
-from unlearn_studio.core.store import Store
+from unlearn_studio.core.project.store import Store
 
 EXE = Path(sys.executable).with_name("unlearn-studio")
 

@@ -14,7 +14,8 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from tiny_models import build_tiny_model
 from transformers import AutoModelForCausalLM
-from unlearn_studio.core.store import Store
+
+from unlearn_studio.core.project.store import Store
 
 EXE = Path(sys.executable).with_name("unlearn-studio")
 

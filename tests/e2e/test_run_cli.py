@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tiny_models import build_tiny_model
-from unlearn_studio.core.commands.run import Progress
+
+from unlearn_studio.core.cli.run import Progress
 from unlearn_studio.core.events import StatusEvent, StepEvent
-from unlearn_studio.core.store import Store
+from unlearn_studio.core.project.store import Store
 
 EXE = Path(sys.executable).with_name("unlearn-studio")
 

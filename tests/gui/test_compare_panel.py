@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
-
 from trained_run import add_run, trained_run  # noqa: E402
-from unlearn_studio.core.store import Store  # noqa: E402
+
+from unlearn_studio.core.project.store import Store  # noqa: E402
 from unlearn_studio.gui.compare_panel import ComparePanel  # noqa: E402
 from unlearn_studio.gui.worker import JobRunner  # noqa: E402
 

@@ -7,11 +7,11 @@ import pytest
 from peft import PeftModel
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
+from trained_run import add_run, trained_run  # noqa: E402
 from transformers import AutoModelForCausalLM
 
-from trained_run import add_run, trained_run  # noqa: E402
 from unlearn_studio.core.paths import demo_model_dir  # noqa: E402
-from unlearn_studio.core.store import Store  # noqa: E402
+from unlearn_studio.core.project.store import Store  # noqa: E402
 from unlearn_studio.gui.export_dialog import ExportDialog  # noqa: E402
 from unlearn_studio.gui.extsub_dialog import ExtSubDialog  # noqa: E402
 from unlearn_studio.gui.worker import JobRunner  # noqa: E402

@@ -3,9 +3,9 @@
 import pytest
 from PySide6.QtWidgets import QLabel, QMessageBox
 
-from unlearn_studio.core.config import RunConfig
 from unlearn_studio.core.paths import demo_project
-from unlearn_studio.core.store import Store
+from unlearn_studio.core.project.config import RunConfig
+from unlearn_studio.core.project.store import Store
 from unlearn_studio.gui.app import open_store
 from unlearn_studio.gui.main_window import MainWindow
 
@@ -115,8 +115,8 @@ def test_second_window_on_a_busy_store_opens_it_read_only(qtbot, window):
 
 
 def test_application_has_the_desktop_entry_name_and_icon(qtbot):
-    from unlearn_studio.gui.app import create_application
     from unlearn_studio.core.paths import resources_dir
+    from unlearn_studio.gui.app import create_application
 
     app = create_application()
     desktop = (resources_dir().parent / "packaging" / "unlearn-studio.desktop").read_text(encoding="utf-8")

@@ -12,9 +12,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWizard
 
-from unlearn_studio.core.config import RunConfig
 from unlearn_studio.core.events import StatusEvent, StepEvent
 from unlearn_studio.core.paths import demo_project
+from unlearn_studio.core.project.config import RunConfig
 from unlearn_studio.gui.app import open_store
 from unlearn_studio.gui.main_window import MainWindow
 

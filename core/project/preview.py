@@ -1,0 +1,115 @@
+"""What the app shows about one data role before a run: format, columns, bad rows, preview rows,
+and the first batch as training sees it (tokenized, decoded back, the trained span marked «...»).
+Reads only; a whole-file problem is reported in the result, not raised."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.project.config import RunConfig
+from unlearn_studio.core.project.summary import preview_rows, read_role
+
+BATCH_ROWS = 4
+ERRORS_SHOWN = 200
+
+
+@dataclass
+class DecodedExample:
+    origin: str
+    text: str  # decoded, trained tokens inside «...»
+    n_tokens: int
+    n_trained: int
+
+
+@dataclass
+class RolePreview:
+    role: str
+    path: str
+    resolved: str = ""
+    format: str = ""
+    kind: str = ""
+    rows: int = 0
+    rows_read: int = 0
+    columns_present: list[str] = field(default_factory=list)
+    columns_used: dict[str, str] = field(default_factory=dict)
+    row_errors: list[str] = field(default_factory=list)  # "file:line: problem"
+    bad_rows: int = 0
+    warnings: list[str] = field(default_factory=list)
+    preview: list[dict[str, str]] = field(default_factory=list)
+    template: str = ""
+    batch: list[DecodedExample] = field(default_factory=list)
+    batch_note: str = ""  # why there is no decoded batch, or truncation warnings
+    error: UserError | None = None
+
+    @property
+    def valid(self) -> bool:
+        """A run accepts the file: it reads, and no row is bad (runs load data strictly)."""
+        return self.error is None and self.bad_rows == 0 and self.rows > 0
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer(folder: str, trust_remote_code: bool, allow_network: bool):
+    from unlearn_studio.core.model.loading import load_tokenizer
+
+    return load_tokenizer(folder, trust_remote_code=trust_remote_code, allow_network=allow_network)
+
+
+def preview_role(config: RunConfig, role: str) -> RolePreview:
+    source = config.data[role]
+    result = RolePreview(role=role, path=source.path, resolved=source.path)
+    try:
+        resolved = config.resolve_path(source.path)
+        result.resolved = str(resolved)
+        loaded = read_role(resolved, role, source)
+    except UserError as error:
+        result.error = error
+        return result
+    result.format, result.kind = loaded.format, loaded.kind
+    result.rows, result.rows_read = loaded.n_rows, loaded.n_read
+    result.columns_present = list(loaded.columns_present)
+    result.columns_used = dict(loaded.columns_used)
+    result.bad_rows = len({e.origin for e in loaded.report.errors})
+    result.row_errors = [str(e) for e in loaded.report.errors[:ERRORS_SHOWN]]
+    result.warnings = list(loaded.report.warnings)
+    result.preview = preview_rows(loaded.rows)
+    if source.max_rows is not None and result.rows > source.max_rows:
+        result.warnings.append(f"only the first {source.max_rows} of {result.rows} rows are used (max_rows)")
+    _decode_first_batch(config, role, loaded.rows[:BATCH_ROWS], loaded.kind, result)
+    return result
+
+
+def _decode_first_batch(config: RunConfig, role: str, rows: list[dict], kind: str, result: RolePreview) -> None:
+    from unlearn_studio.core.data.templates import (
+        IGNORE_INDEX,
+        collate,
+        mark_label_span,
+        pad_token_id_for,
+        resolve_template,
+        tokenize_rows,
+    )
+
+    if not rows:
+        return
+    try:
+        tokenizer = _tokenizer(config.resolve_model_path(), config.model.trust_remote_code,
+                               config.model.allow_network)
+    except UserError as error:
+        result.batch_note = f"No tokenized preview: the model's tokenizer cannot be read ({error.problem})."
+        return
+    try:
+        template = resolve_template(config.data[role].template, kind, tokenizer)
+        examples, warnings = tokenize_rows(rows, template, tokenizer, config.training.max_length)
+    except UserError as error:
+        result.batch_note = str(error)
+        return
+    result.template = template
+    batch = collate(examples, pad_token_id_for(tokenizer))
+    for row, ids, mask, labels in zip(rows, batch["input_ids"], batch["attention_mask"], batch["labels"]):
+        n = int(mask.sum())
+        result.batch.append(DecodedExample(
+            str(row["_origin"]), mark_label_span(tokenizer, ids[:n].tolist(), labels[:n].tolist()), n,
+            int((labels[:n] != IGNORE_INDEX).sum())))
+    if warnings:
+        result.batch_note = "; ".join(warnings)

@@ -1,0 +1,601 @@
+"""The project store: projects, runs, metrics, evaluations and artifacts in one SQLite file.
+
+One writer: a writing ``Store`` holds an exclusive advisory lock file next to the database
+(``projects.db.lock``), so a second Unlearn Studio process is refused with a clear message
+instead of two processes interleaving writes. Inside a process every call goes through one
+lock, so a worker thread may log metrics while the GUI thread reads. Readers
+(``Store.open(path, readonly=True)``) take no lock; WAL mode lets them read during writes.
+
+Bad store paths are checked before anything touches the disk: a refused open leaves no file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import importlib.metadata
+import json
+import logging
+import math
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from sqlite_utils import Database
+
+from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.project.config import RunConfig
+from unlearn_studio.core.project.store_schema import MIGRATION_SET, migrations
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("queued", "running", "paused", "finished", "failed", "cancelled", "interrupted", "stopped")
+TERMINAL_STATUSES = frozenset({"finished", "failed", "cancelled", "interrupted", "stopped"})
+PHASES = ("before", "after")
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# NaN and the infinities are kept apart from a missing value (NULL): value is NULL and special
+# says which one it was.
+_SPECIAL_TO_FLOAT = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_STORE_FIX = "Pass --store PATH with a file in a folder you can write to."
+
+
+def default_store_path() -> Path:
+    """Where the store lives unless ``--store`` says otherwise."""
+    return Path(platformdirs.user_data_dir("unlearn-studio")) / "projects.db"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _encode_metric(value: Any) -> tuple[float | None, str | None]:
+    if value is None:
+        return None, None
+    v = float(value)
+    if math.isnan(v):
+        return None, "nan"
+    if math.isinf(v):
+        return None, "inf" if v > 0 else "-inf"
+    return v, None
+
+
+def _decode_metric(value: float | None, special: str | None) -> float | None:
+    if special is not None:
+        return _SPECIAL_TO_FLOAT[special]
+    return value
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """SHA-256 and size of a file; for a folder, of its files (relative names included)."""
+    if path.is_dir():
+        outer = hashlib.sha256()
+        total = 0
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest, size = file_digest(f)
+            outer.update(f"{f.relative_to(path).as_posix()}\0{digest}\n".encode())
+            total += size
+        return outer.hexdigest(), total
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+# --------------------------------------------------------------------------------------------
+# Checks that run before anything is written
+# --------------------------------------------------------------------------------------------
+
+
+def _check_sqlite_header(path: Path) -> None:
+    """Refuse a file that is not SQLite (an empty file is an empty database, which is fine)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+    except OSError as e:
+        raise UserError(f"The project store {path} cannot be read: {e.strerror}", _STORE_FIX) from None
+    if head and head != _SQLITE_MAGIC:
+        raise UserError(
+            f"{path} is not an Unlearn Studio project store (it is not a SQLite database)",
+            "Pass --store with the path of a project store, or of a new file to create one.",
+        )
+
+
+def _check_writable(path: Path) -> None:
+    folder = path.parent
+    if not folder.exists():
+        raise UserError(
+            f"The folder of the project store {path} does not exist",
+            f"Create {folder} first, or pass --store PATH in an existing folder.",
+        )
+    if not folder.is_dir():
+        raise UserError(
+            f"The project store {path} cannot be created: {folder} is a file, not a folder",
+            _STORE_FIX,
+        )
+    # WAL mode writes -wal and -shm files beside the database, so the folder itself must be
+    # writable even when the database file already exists.
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"The project store {path} is in a read-only folder ({folder})", _STORE_FIX)
+    if path.exists():
+        if not path.is_file():
+            raise UserError(f"The project store {path} is not a file", _STORE_FIX)
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise UserError(f"The project store {path} is read-only", _STORE_FIX)
+        _check_sqlite_header(path)
+
+
+def _sqlite_user_error(path: Path, error: sqlite3.Error) -> UserError:
+    """Say in words what a SQLite error at open time means."""
+    message = str(error).lower()
+    if "locked" in message or "busy" in message:
+        return UserError(
+            f"The project store {path} is locked by another program",
+            "Close the program that holds it (another Unlearn Studio, a database browser) and "
+            "try again, or pass --store PATH.",
+        )
+    if "not a database" in message or "malformed" in message or "encrypted" in message:
+        return UserError(
+            f"{path} is not an Unlearn Studio project store (it is not a usable SQLite database)",
+            "Pass --store with the path of a project store, or of a new file to create one.",
+        )
+    if "readonly" in message or "read-only" in message:
+        return UserError(f"The project store {path} is read-only", _STORE_FIX)
+    return UserError(f"The project store {path} cannot be opened: {error}", _STORE_FIX)
+
+
+# --------------------------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------------------------
+
+
+class Store:
+    """Handle on one project store. Create it with ``Store.open``; close it with ``close``."""
+
+    def __init__(self, path: Path, db: Database, readonly: bool, lock_fd: int | None):
+        self.path = path
+        self.db = db
+        self.readonly = readonly
+        self._lock_fd = lock_fd
+        self._lock = threading.RLock()
+        self._closed = False
+        #: Ids of runs found 'running' or 'paused' when this writer opened the store; a crash
+        #: or a kill left them so, and they are now marked 'interrupted'.
+        self.interrupted: list[str] = []
+
+    # ---- opening and closing -----------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike | None = None, *, readonly: bool = False, busy_timeout_ms: int = 5000
+    ) -> Store:
+        """Open (and for a writer, create or upgrade) the store at ``path``.
+
+        ``path`` defaults to ``default_store_path()``. Raises ``UserError`` for a path that
+        cannot hold a store, a file that is not one, or a store in use by another writer.
+        """
+        if path is None:
+            path = default_store_path()
+            if not readonly:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise UserError(
+                        f"The folder for the project store {path.parent} cannot be created: {e.strerror}",
+                        _STORE_FIX,
+                    ) from None
+        path = Path(path).expanduser().absolute()
+        if readonly:
+            return cls._open_reader(path, busy_timeout_ms)
+        return cls._open_writer(path, busy_timeout_ms)
+
+    @classmethod
+    def _open_reader(cls, path: Path, busy_timeout_ms: int) -> Store:
+        if not path.is_file():
+            raise UserError(
+                f"The project store {path} does not exist",
+                "Check the --store path; a store is created the first time the app or a run writes to it.",
+            )
+        _check_sqlite_header(path)
+        uri = f"{path.as_uri()}?mode=ro"
+        conn = None
+        try:
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=busy_timeout_ms / 1000)
+            db = Database(conn, execute_plugins=False)
+            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cls._check_ours(db, path)
+            if migrations.pending(db):
+                raise UserError(
+                    f"The project store {path} was written by an older Unlearn Studio",
+                    "Open it once for writing (start the app or a run with this --store) to upgrade it.",
+                )
+        except BaseException as e:
+            if conn is not None:
+                conn.close()
+            if isinstance(e, sqlite3.Error):
+                raise _sqlite_user_error(path, e) from None
+            raise
+        return cls(path, db, readonly=True, lock_fd=None)
+
+    @classmethod
+    def _open_writer(cls, path: Path, busy_timeout_ms: int) -> Store:
+        _check_writable(path)
+        existed = path.exists()
+        lock_path = path.with_name(path.name + ".lock")
+        lock_existed = lock_path.exists()
+        try:
+            lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UserError(f"The project store {path} cannot be locked: {e.strerror}", _STORE_FIX) from None
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(lock_fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise UserError(
+                    f"The project store {path} is in use by another Unlearn Studio process",
+                    "Close the other window or pass --store PATH",
+                ) from None
+            raise UserError(f"The project store {path} cannot be locked: {e.strerror}", _STORE_FIX) from None
+
+        conn = None
+        try:
+            conn = sqlite3.connect(str(path), check_same_thread=False, timeout=busy_timeout_ms / 1000)
+            db = Database(conn, execute_plugins=False)
+            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            db.execute("PRAGMA foreign_keys = ON")
+            cls._check_ours(db, path)
+            # Take the write lock once up front: a store locked by another program is refused
+            # here, before any migration or status change could half-happen.
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("COMMIT")
+            db.enable_wal()
+            migrations.apply(db)
+            store = cls(path, db, readonly=False, lock_fd=lock_fd)
+            store._mark_interrupted()
+        except BaseException as e:
+            if conn is not None:
+                conn.close()
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            os.close(lock_fd)
+            if not lock_existed:
+                lock_path.unlink(missing_ok=True)
+            if not existed:
+                for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                    leftover.unlink(missing_ok=True)
+            if isinstance(e, sqlite3.Error):
+                raise _sqlite_user_error(path, e) from None
+            raise
+        return store
+
+    @staticmethod
+    def _check_ours(db: Database, path: Path) -> None:
+        """Refuse SQLite files that belong to something else, or to a newer Unlearn Studio."""
+        tables = set(db.table_names())
+        if not tables:
+            return
+        if migrations.migrations_table not in tables:
+            raise UserError(
+                f"{path} is a SQLite database but not an Unlearn Studio project store",
+                "Pass --store with the path of a project store, or of a new file to create one.",
+            )
+        applied = {m.name for m in migrations.applied(db)}
+        # sqlite-migrate has no public list of registered names; _migrations is that list.
+        known = {m.name for m in migrations._migrations}
+        if not applied and tables - {migrations.migrations_table}:
+            raise UserError(
+                f"{path} is a SQLite database but not an Unlearn Studio project store "
+                f"(no '{MIGRATION_SET}' schema)",
+                "Pass --store with the path of a project store, or of a new file to create one.",
+            )
+        if applied - known:
+            raise UserError(
+                f"The project store {path} was written by a newer Unlearn Studio",
+                "Update Unlearn Studio, or pass --store PATH to use another store.",
+            )
+
+    def _mark_interrupted(self) -> None:
+        with self._write():
+            rows = list(self.db.query("SELECT id, status FROM runs WHERE status IN ('running', 'paused')"))
+            now = _now()
+            for row in rows:
+                self.db["runs"].update(
+                    row["id"],
+                    {
+                        "status": "interrupted",
+                        "ended": now,
+                        "error": f"Unlearn Studio stopped while the run was {row['status']}",
+                    },
+                )
+        self.interrupted = [row["id"] for row in rows]
+        if self.interrupted:
+            log.warning("Marked %d run(s) as interrupted: %s", len(rows), ", ".join(self.interrupted))
+
+    def close(self) -> None:
+        """Close the database and release the writer lock. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.db.close()
+            if self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- plumbing ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """One writer at a time, one transaction per call."""
+        if self.readonly:
+            raise RuntimeError(f"The project store {self.path} was opened read-only")
+        with self._lock:
+            self._check_open()
+            with self.db.atomic():
+                yield
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[None]:
+        with self._lock:
+            self._check_open()
+            yield
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"The project store {self.path} is closed")
+
+    def _require_run(self, run_id: str) -> dict:
+        rows = list(self.db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
+        if not rows:
+            raise UserError(
+                f"There is no run {run_id} in the project store {self.path}",
+                "Pick a run from the list of runs (unlearn-studio runs).",
+            )
+        return rows[0]
+
+    # ---- projects ----------------------------------------------------------------------------
+
+    def create_project(self, name: str, path: str | os.PathLike | None) -> int:
+        """Add a project; ``path`` is its TOML file (stored absolute). Returns the project id."""
+        stored = str(Path(path).expanduser().absolute()) if path is not None else None
+        with self._write():
+            table = self.db["projects"].insert({"name": name, "path": stored, "created": _now()})
+            return int(table.last_pk)
+
+    def ensure_project(self, name: str, path: str | os.PathLike) -> int:
+        """The id of the project stored for this TOML file, created if there is none yet."""
+        stored = str(Path(path).expanduser().absolute())
+        with self._read():
+            rows = list(self.db.query("SELECT id FROM projects WHERE path = ? ORDER BY id LIMIT 1", [stored]))
+            if rows:
+                return int(rows[0]["id"])
+            return self.create_project(name, stored)
+
+    def projects(self) -> list[dict]:
+        with self._read():
+            return list(self.db.query("SELECT * FROM projects ORDER BY id"))
+
+    # ---- runs --------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        project_id: int,
+        config: RunConfig,
+        output_dir: str | os.PathLike,
+        status: str = "running",
+    ) -> str:
+        """Record a new run with a snapshot of its config and library versions; returns its id.
+
+        ``status`` is 'running' (started now) or 'queued' (started when set to 'running').
+        """
+        if status not in ("running", "queued"):
+            raise ValueError(f"a run starts 'running' or 'queued', not {status!r}")
+        snapshot = json.dumps(config.to_dict())
+        run_id = str(uuid.uuid4())
+        now = _now()
+        row = {
+            "id": run_id,
+            "project_id": project_id,
+            "name": config.name,
+            "method": config.method.name,
+            "config_json": snapshot,
+            "base_dir": str(config.base_dir) if config.base_dir is not None else None,
+            "status": status,
+            "created": now,
+            "started": now if status == "running" else None,
+            "ended": None,
+            "seed": config.training.seed,
+            "torch_version": _package_version("torch"),
+            "transformers_version": _package_version("transformers"),
+            "peft_version": _package_version("peft"),
+            "output_dir": str(Path(output_dir).expanduser().absolute()),
+            "error": None,
+        }
+        with self._write():
+            if not list(self.db.query("SELECT 1 FROM projects WHERE id = ?", [project_id])):
+                raise UserError(
+                    f"There is no project {project_id} in the project store {self.path}",
+                    "Open or create the project first.",
+                )
+            self.db["runs"].insert(row)
+        return run_id
+
+    def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
+        """Change a run's status; a terminal status sets ``ended``, 'running' sets ``started``."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r}; expected one of {', '.join(STATUSES)}")
+        with self._write():
+            run = self._require_run(run_id)
+            changes: dict[str, Any] = {"status": status}
+            if status in TERMINAL_STATUSES:
+                changes["ended"] = _now()
+            else:
+                changes["ended"] = None
+            if status == "running" and run["started"] is None:
+                changes["started"] = _now()
+            if error is not None or status not in TERMINAL_STATUSES:
+                # The error explains how a run ended; a resumed run starts without one.
+                changes["error"] = error
+            self.db["runs"].update(run_id, changes)
+
+    def runs(self, project_id: int | None = None) -> list[dict]:
+        """Runs, oldest first; all of them or those of one project."""
+        with self._read():
+            if project_id is None:
+                return list(self.db.query("SELECT * FROM runs ORDER BY created, rowid"))
+            return list(
+                self.db.query("SELECT * FROM runs WHERE project_id = ? ORDER BY created, rowid", [project_id])
+            )
+
+    def run(self, run_id: str) -> dict:
+        with self._read():
+            return self._require_run(run_id)
+
+    def run_config(self, run_id: str) -> RunConfig:
+        """The config snapshot a run was started with (relative paths resolve as they did)."""
+        row = self.run(run_id)
+        return RunConfig.from_dict(
+            json.loads(row["config_json"]), base_dir=row["base_dir"], source=f"the config of run {run_id}"
+        )
+
+    def set_output_dir(self, run_id: str, output_dir: str | os.PathLike) -> None:
+        """Point a run at its folder (named after the id that start_run returned)."""
+        with self._write():
+            self.db["runs"].update(run_id, {"output_dir": str(Path(output_dir).absolute())})
+
+    def delete_metrics_after(self, run_id: str, step: int) -> None:
+        """Forget metrics past ``step``: a run resumed from a checkpoint logs those steps again."""
+        with self._write():
+            self.db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", [run_id, step])
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run's rows (metrics, evaluations, artifacts too). Files on disk stay."""
+        with self._write():
+            self._require_run(run_id)
+            for table in ("metrics", "evaluations", "artifacts"):
+                self.db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+            self.db["runs"].delete(run_id)
+
+    # ---- metrics -----------------------------------------------------------------------------
+
+    def log_metrics(self, run_id: str, step: int, values: Mapping[str, float | None]) -> None:
+        """Record metric values of one step; ``None`` means missing, NaN and ±inf are kept."""
+        self.log_metrics_batch(run_id, [(step, values)])
+
+    def log_metrics_batch(self, run_id: str, entries: Iterable[tuple[int, Mapping[str, float | None]]]) -> None:
+        """Record several steps in one transaction (for callers that buffer)."""
+        rows = []
+        for step, values in entries:
+            for key, raw in values.items():
+                value, special = _encode_metric(raw)
+                rows.append({"run_id": run_id, "key": key, "step": int(step), "value": value, "special": special})
+        if not rows:
+            return
+        try:
+            with self._write():
+                self.db["metrics"].insert_all(rows, batch_size=500)
+        except sqlite3.IntegrityError:
+            raise UserError(
+                f"There is no run {run_id} in the project store {self.path}",
+                "Start the run before logging its metrics.",
+            ) from None
+
+    def metrics(self, run_id: str, key: str | None = None) -> list[tuple[str, int, float | None]]:
+        """``(key, step, value)`` ordered by key then step; missing values read back as None."""
+        sql = "SELECT key, step, value, special FROM metrics WHERE run_id = ?"
+        params: list[Any] = [run_id]
+        if key is not None:
+            sql += " AND key = ?"
+            params.append(key)
+        sql += " ORDER BY key, step, rowid"
+        with self._read():
+            return [
+                (r["key"], r["step"], _decode_metric(r["value"], r["special"])) for r in self.db.query(sql, params)
+            ]
+
+    # ---- evaluations -------------------------------------------------------------------------
+
+    def add_evaluation(
+        self,
+        run_id: str,
+        phase: str,
+        suite: str,
+        aggregates: Mapping[str, Any],
+        items_path: str | os.PathLike | None = None,
+    ) -> int:
+        """Record an evaluation's aggregate numbers (per-item results live in ``items_path``)."""
+        if phase not in PHASES:
+            raise ValueError(f"evaluation phase must be 'before' or 'after', not {phase!r}")
+        row = {
+            "run_id": run_id,
+            "phase": phase,
+            "suite": suite,
+            # Python's json keeps NaN and ±inf (as NaN/Infinity), which evaluation may produce.
+            "aggregates_json": json.dumps(dict(aggregates)),
+            "items_path": str(Path(items_path).expanduser().absolute()) if items_path is not None else None,
+            "created": _now(),
+        }
+        with self._write():
+            self._require_run(run_id)
+            return int(self.db["evaluations"].insert(row).last_pk)
+
+    def evaluations(self, run_id: str) -> list[dict]:
+        """Evaluations of a run, oldest first; ``aggregates`` holds the decoded numbers."""
+        with self._read():
+            rows = list(self.db.query("SELECT * FROM evaluations WHERE run_id = ? ORDER BY id", [run_id]))
+        for row in rows:
+            row["aggregates"] = json.loads(row["aggregates_json"])
+        return rows
+
+    # ---- artifacts ---------------------------------------------------------------------------
+
+    def add_artifact(self, run_id: str, kind: str, path: str | os.PathLike) -> int:
+        """Record a file (or folder) a run produced, with its SHA-256 and size."""
+        path = Path(path).expanduser().absolute()
+        if not path.exists():
+            raise UserError(
+                f"The artifact {path} does not exist",
+                "Record an artifact after the file has been written.",
+            )
+        # Hash outside the lock: a large file must not stall metric logging from another thread.
+        digest, size = file_digest(path)
+        row = {
+            "run_id": run_id,
+            "kind": kind,
+            "path": str(path),
+            "sha256": digest,
+            "bytes": size,
+            "created": _now(),
+        }
+        with self._write():
+            self._require_run(run_id)
+            return int(self.db["artifacts"].insert(row).last_pk)
+
+    def artifacts(self, run_id: str) -> list[dict]:
+        with self._read():
+            return list(self.db.query("SELECT * FROM artifacts WHERE run_id = ? ORDER BY id", [run_id]))

@@ -1,0 +1,372 @@
+"""Export a finished run as a standard PEFT adapter folder, with a model card, and check it.
+
+The folder holds what ``PeftModel.from_pretrained`` needs (adapter_model.safetensors,
+adapter_config.json), the tokenizer files, the run's config.toml, export.json (what was checked
+and the reference generation) and README.md, a model card whose YAML front matter PEFT and the
+Hugging Face Hub understand. A merged full model (the adapter folded into the base weights) can
+go into a separate folder beside it.
+
+``plan_export`` reads the store and checks the input (fast; nothing written). ``ExportPlan.run``
+does the slow part: it generates a reference answer greedily with the run's adapter, writes the
+folder under a temporary name, reloads it with ``PeftModel.from_pretrained`` and checks that the
+reload gives the same answer, then renames it into place; a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.project.store import file_digest
+from unlearn_studio.core.results.finished_run import FinishedRun
+
+CARD = "README.md"
+REPORT = "export.json"
+CONFIG = "config.toml"
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
+REFERENCE_TOKENS = 32
+LIBRARIES = ("unlearn-studio", "torch", "transformers", "peft", "safetensors", "accelerate", "tokenizers")
+FALLBACK_PROMPT = "The"  # when the run has no forget questions to take a reference prompt from
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    merged_dir: Path | None
+    checks: list[Check]
+    reference_prompt: str
+    reference_generation: str
+    card: str  # the README.md text
+
+    @property
+    def ok(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+
+@dataclass
+class ExportPlan:
+    """Everything the export needs, read and checked; ``run`` writes it."""
+
+    run: FinishedRun
+    out_dir: Path
+    merged_dir: Path | None
+    evaluations: dict[str, dict] = field(default_factory=dict)  # phase -> the store's newest row
+    lora_check: Check | None = None
+
+    def run_export(self, progress: Callable[[str], None] | None = None) -> ExportResult:
+        return _Export(self, progress or (lambda message: None)).execute()
+
+
+# ---- planning: every check before anything is written ---------------------------------------------
+
+
+def merged_dir_for(out_dir: Path) -> Path:
+    """Where the merged full model goes: a folder beside the adapter folder, never inside it."""
+    return out_dir.with_name(f"{out_dir.name}-merged")
+
+
+def plan_export(store, run_id: str, out_dir: str | os.PathLike, *, merged: bool = False) -> ExportPlan:
+    """Check the run and the destination; UserError for a run without a usable adapter, a
+    destination that is a file or a folder that is not empty, or an adapter that is all zero."""
+    run = FinishedRun.from_store(store, run_id)
+    out = Path(out_dir).expanduser().absolute()
+    merged_dir = merged_dir_for(out) if merged else None
+    for folder, what in ((out, "export"), (merged_dir, "merged model")):
+        if folder is not None:
+            _check_destination(folder, what)
+    if run.adapter_dir.resolve() in (out.resolve(), *([merged_dir.resolve()] if merged_dir else [])):
+        raise UserError(f"{out} is the run's own adapter folder", "Export into a new, empty folder.")
+    lora = check_lora_nonzero(run.adapter_dir)
+    if not lora.passed:
+        raise UserError(
+            f"The adapter of {run.label} is all zero ({lora.detail}): it does not change the model",
+            "Train the run for more steps or with a higher learning rate; an all-zero adapter is the "
+            "original model, and exporting it would only mislead.",
+        )
+    evaluations = {}
+    for row in store.evaluations(run_id):
+        evaluations[row["phase"]] = row  # newest last
+    return ExportPlan(run, out, merged_dir, evaluations, lora)
+
+
+def _check_destination(folder: Path, what: str) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"The {what} destination {folder} is a file", "Choose a new or empty folder.")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise UserError(f"The {what} destination {folder} is not empty",
+                        "Choose a new or empty folder; an export never overwrites files.")
+    parent = folder.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"The {what} folder {folder} cannot be created: {parent} is not writable",
+                        "Choose a folder you can write to.")
+
+
+def check_lora_nonzero(adapter_dir: Path) -> Check:
+    """Whether any lora_B weight is non-zero (LoRA starts with B = 0, so all-zero means untrained)."""
+    from safetensors import safe_open
+
+    total = nonzero = 0
+    largest = 0.0
+    with safe_open(str(adapter_dir / "adapter_model.safetensors"), framework="pt") as weights:
+        for key in weights.keys():  # noqa: SIM118 - safe_open has keys(), not iteration
+            if "lora_B" not in key:
+                continue
+            tensor = weights.get_tensor(key)
+            total += 1
+            peak = float(tensor.abs().max()) if tensor.numel() else 0.0
+            if peak > 0:
+                nonzero += 1
+                largest = max(largest, peak)
+    if total == 0:
+        return Check("adapter is non-zero", False, "no lora_B weights found")
+    return Check("adapter is non-zero", nonzero > 0,
+                 f"{nonzero} of {total} lora_B matrices non-zero, largest |B| {largest:.3g}")
+
+
+# ---- the export -----------------------------------------------------------------------------------
+
+
+class _Export:
+    def __init__(self, plan: ExportPlan, progress: Callable[[str], None]):
+        self.plan = plan
+        self.finished = plan.run
+        self.say = progress
+
+    def execute(self) -> ExportResult:
+        from unlearn_studio.core.model import loading as models
+        from unlearn_studio.core.model.generate import generate
+        from unlearn_studio.core.results.compare import build_prompt_sets
+
+        plan, run, config = self.plan, self.finished, self.finished.config
+        self.say(f"Loading the base model {config.model.path}…")
+        loaded = models.load_model(config.resolve_model_path(), dtype=config.model.dtype,
+                                   device=config.model.device, trust_remote_code=config.model.trust_remote_code,
+                                   allow_network=config.model.allow_network)
+        sets, _ = build_prompt_sets(config, loaded.tokenizer, limit=1)
+        prompt = sets["forget"][0].prompt if "forget" in sets else FALLBACK_PROMPT
+        self.say("Generating the reference answer with the run's adapter…")
+        peft = models.load_adapter(loaded.model, run.adapter_dir)
+        peft.eval()
+        reference = generate(peft, loaded.tokenizer, [prompt], max_new_tokens=REFERENCE_TOKENS)[0]
+        base = peft.unload()  # the same base weights, the adapter layers taken out
+
+        staging = [_staging_dir(plan.out_dir)]
+        try:
+            folder = staging[0]
+            self.say(f"Writing the adapter folder {plan.out_dir}…")
+            for name in ADAPTER_FILES:
+                shutil.copy2(run.adapter_dir / name, folder / name)
+            loaded.tokenizer.save_pretrained(str(folder))
+            base_dir = config.base_dir or "the folder the run was started from"
+            header = f"# The configuration of run {run.run_id}; relative paths are relative to {base_dir}\n"
+            (folder / CONFIG).write_text(header + config.to_toml(), encoding="utf-8")
+
+            self.say("Reloading the exported folder with PeftModel.from_pretrained…")
+            tokenizer = models.load_tokenizer(folder)
+            reloaded = models.load_adapter(base, folder)
+            reloaded.eval()
+            again = generate(reloaded, tokenizer, [prompt], max_new_tokens=REFERENCE_TOKENS)[0]
+            checks = [plan.lora_check, _same("reloaded folder reproduces the reference", reference, again)]
+
+            if plan.merged_dir is not None:
+                staging.append(_staging_dir(plan.merged_dir))
+                self.say(f"Merging the adapter into the base weights and writing {plan.merged_dir}…")
+                merged = reloaded.merge_and_unload()
+                merged.save_pretrained(str(staging[1]))
+                tokenizer.save_pretrained(str(staging[1]))
+                merged_text = generate(merged, tokenizer, [prompt], max_new_tokens=REFERENCE_TOKENS)[0]
+                checks.append(_same("merged model reproduces the reference", reference, merged_text))
+
+            report = self.report(prompt, reference, checks)
+            (folder / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            card = model_card(run, plan, report)
+            (folder / CARD).write_text(card, encoding="utf-8")
+            _move_into_place(staging[0], plan.out_dir)
+            if plan.merged_dir is not None:
+                _move_into_place(staging[1], plan.merged_dir)
+        finally:
+            for tmp in staging:
+                shutil.rmtree(tmp, ignore_errors=True)
+        self.say("Done." if all(c.passed for c in checks) else "Done, but a check failed.")
+        return ExportResult(plan.out_dir, plan.merged_dir, checks, prompt, reference, card)
+
+    def report(self, prompt: str, reference: str, checks: list[Check]) -> dict:
+        run, config = self.finished, self.finished.config
+        return {
+            "run_id": run.run_id,
+            "exported": datetime.now(UTC).isoformat(timespec="seconds"),
+            "method": {"name": config.method.name, "title": run.method_title, "paper": run.method_paper,
+                       "params": dict(config.method.params)},
+            "base_model": _base_model(run),
+            "status": run.row["status"],
+            "merged_dir": str(self.plan.merged_dir) if self.plan.merged_dir else None,
+            "reference": {"prompt": prompt, "generation": reference, "decoding": "greedy",
+                          "max_new_tokens": REFERENCE_TOKENS},
+            "checks": [asdict(check) for check in checks],
+            "data": data_hashes(config),
+            "evaluation": {phase: {"suite": row["suite"], "aggregates": row["aggregates"]}
+                           for phase, row in self.plan.evaluations.items()},
+            "versions": {"trained_with": {name: run.row.get(f"{name}_version")
+                                          for name in ("torch", "transformers", "peft")},
+                         "exported_with": library_versions()},
+        }
+
+
+def _same(name: str, reference: str, got: str) -> Check:
+    if got == reference:
+        return Check(name, True, f"the same greedy answer: {reference!r}")
+    return Check(name, False, f"expected {reference!r}, got {got!r}")
+
+
+def _staging_dir(final: Path) -> Path:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    return tmp
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    if final.is_dir():
+        final.rmdir()  # checked empty when planned; rename cannot replace a folder on every system
+    os.replace(tmp, final)
+
+
+def _base_model(run: FinishedRun) -> str:
+    """The base model as the adapter names it (PEFT's base_model_name_or_path)."""
+    adapter_config = json.loads((run.adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    return adapter_config.get("base_model_name_or_path") or run.config.resolve_model_path()
+
+
+def data_hashes(config) -> list[dict]:
+    """SHA-256 of every data file the run names (a folder: of its files), as of now."""
+    out = []
+    for role, source in config.data.items():
+        path = config.resolve_path(source.path)
+        entry = {"role": role, "path": source.path, "resolved": str(path), "sha256": None, "bytes": None}
+        if path.exists():
+            entry["sha256"], entry["bytes"] = file_digest(path)
+        out.append(entry)
+    return out
+
+
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+# ---- the model card -------------------------------------------------------------------------------
+
+
+def model_card(run: FinishedRun, plan: ExportPlan, report: dict) -> str:
+    """README.md: YAML front matter, then method, data, metrics, checks, versions and the config."""
+    from unlearn_studio.core.evaluation.run_evaluation import compare
+    from unlearn_studio.core.methods.registry import get_method
+
+    config = run.config
+    base = report["base_model"]
+    tags = ["unlearning", "lora", "peft", "unlearn-studio", config.method.name]
+    lines = ["---", "library_name: peft", f"base_model: {json.dumps(base)}",
+             "pipeline_tag: text-generation", "tags:", *(f"- {json.dumps(tag)}" for tag in tags), "---", "",
+             f"# {config.name}", ""]
+    if config.description:
+        lines += [config.description, ""]
+    lines += [(f"A LoRA adapter made by Unlearn Studio: run `{run.run_id}` ({run.row['status']}), "
+              f"method **{run.method_title}** on the base model `{base}`."), ""]
+
+    lines += ["## Method", ""]
+    if run.method_summary:
+        lines += [run.method_summary, ""]
+    if run.method_paper:
+        lines += [f"Paper: {run.method_paper}", ""]
+    params = config.method.params
+    if params:
+        lines += ["Hyperparameters: " + ", ".join(f"`{k} = {v!r}`" for k, v in params.items()), ""]
+    t, lora = config.training, config.lora
+    length = f"{t.max_steps} steps" if t.max_steps is not None else f"{t.epochs} epochs"
+    lines += [f"LoRA r={lora.r}, alpha={lora.alpha:g}, dropout={lora.dropout:g} on {', '.join(lora.roles)}"
+              + (f" (layers {lora.layers})" if lora.layers else "")
+              + f"; {config.optimizer.name} lr {config.optimizer.lr:g}, {length}, batch {t.batch_size}, "
+                f"seed {t.seed}.", ""]
+
+    lines += ["## How to load", "", "```python", "from peft import PeftModel",
+              "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+              f"base = AutoModelForCausalLM.from_pretrained({json.dumps(base)})",
+              "model = PeftModel.from_pretrained(base, \"path/to/this/folder\")",
+              "tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\")", "```", ""]
+    if plan.merged_dir is not None:
+        lines += [(f"A merged full model (the adapter folded into the base weights) was written to "
+                  f"`{plan.merged_dir.name}/` beside this folder; it loads with `AutoModelForCausalLM` alone."), ""]
+
+    lines += ["## Data", "", "| role | file | SHA-256 | bytes |", "|---|---|---|---|"]
+    for entry in report["data"]:
+        digest = f"`{entry['sha256']}`" if entry["sha256"] else "(file not found at export time)"
+        size = f"{entry['bytes']:,}" if entry["bytes"] is not None else ""
+        lines.append(f"| {entry['role']} | `{entry['path']}` | {digest} | {size} |")
+    lines.append("")
+
+    lines += ["## Evaluation before and after unlearning", ""]
+    before, after = plan.evaluations.get("before"), plan.evaluations.get("after")
+    if before and after:
+        try:
+            moves = get_method(config.method.name).expected_moves
+        except UserError:
+            moves = {}
+        rows = compare(before["aggregates"], after["aggregates"], moves)
+        arrows = {"down": "should fall", "up": "should rise", "hold": "should hold"}
+        marks = {"ok": "✓", "bad": "✗", "": ""}
+        lines += [f"Suite: {after['suite']}. Before = the base model (adapter off), after = with this adapter.", "",
+                  "| metric | before | after | expected | |", "|---|---:|---:|---|---|"]
+        lines += [f"| {r.label} | {r.before:.4g} | {r.after:.4g} | {arrows[r.expected]} | {marks[r.verdict]} |"
+                  for r in rows]
+        if not rows:
+            lines.append("| (no headline metric in both phases) | | | | |")
+    else:
+        lines.append("No before/after evaluation was recorded for this run "
+                     f"(evaluation.suite = \"{config.evaluation.suite}\").")
+    lines.append("")
+
+    ref = report["reference"]
+    lines += ["## Checks made at export", ""]
+    lines += [f"- {'✓' if c['passed'] else '✗'} {c['name']}: {c['detail']}" for c in report["checks"]]
+    lines += ["", (f"Reference generation (greedy, {ref['max_new_tokens']} new tokens at most), made with the "
+              "run's adapter before export and reproduced after reloading this folder:"), "",
+              "```text", ref["prompt"], "```", "", "```text", ref["generation"], "```", ""]
+
+    lines += ["## Library versions", "", "| library | trained with | exported with |", "|---|---|---|"]
+    trained, exported = report["versions"]["trained_with"], report["versions"]["exported_with"]
+    for name in ("python", *LIBRARIES):
+        lines.append(f"| {name} | {trained.get(name) or ''} | {exported.get(name) or ''} |")
+    lines.append("")
+
+    lines += ["## Run configuration", "", "The project file of the run (also in `config.toml`):", "",
+              "```toml", config.to_toml().rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def export_run(store, run_id: str, out_dir: str | os.PathLike, *, merged: bool = False,
+               progress: Callable[[str], None] | None = None) -> ExportResult:
+    """``plan_export`` then ``run_export``: the whole export in one call (CLI, tests)."""
+    return plan_export(store, run_id, out_dir, merged=merged).run_export(progress)
