@@ -13,6 +13,11 @@ STOP = "stop"  # end now with a usable adapter ("stopped")
 CANCEL = "cancel"  # end now without an adapter ("cancelled"); checkpoints are kept
 
 
+class Cancelled(Exception):
+    """Raised inside long work (evaluation, generation, loading) once the user asked it to end;
+    the work stops between batches and whoever started it decides what the run's status is."""
+
+
 class RunControl:
     """Thread-safe requests to a run. A cancel overrides an earlier stop, never the reverse."""
 
@@ -59,6 +64,10 @@ class RunControl:
         """``STOP``, ``CANCEL`` or None."""
         with self._changed:
             return self._request
+
+    def should_stop(self) -> bool:
+        """True once a stop or cancel was asked for: long work inside a step ends early."""
+        return self.request is not None
 
     def wait_while_paused(self, timeout: float | None = None) -> str | None:
         """Block while paused with nothing requested; return the request (None: resumed).

@@ -56,6 +56,19 @@ class EvaluationEvent(Event):
 
 
 @dataclass(frozen=True)
+class EvaluationProgressEvent(Event):
+    """How far an evaluation has come: ``done`` of ``total`` items of the set being measured.
+
+    The evaluation reports it with an empty run id; the runner fills in the run's."""
+
+    phase: str  # "before" | "after" | "" outside a run
+    set_name: str
+    done: int
+    total: int
+    eta_s: float | None = None
+
+
+@dataclass(frozen=True)
 class FinishedEvent(Event):
     """The run ended with a usable adapter: "finished", or "stopped" (stop and save)."""
 

@@ -21,12 +21,9 @@ from .worker import JobRunner
 
 def _execute(config: RunConfig, store, project_id: int | None, control: RunControl, resume, report):
     # torch and transformers load on the worker thread, so the window never waits for them.
-    from unlearn_studio.core.evaluation.run_evaluation import RunEvaluator
-    from unlearn_studio.core.run.runner import execute
+    from unlearn_studio.core.run.start import start_run
 
-    evaluator = RunEvaluator(config) if config.evaluation.suite != "none" else None
-    return execute(config, store=store, project_id=project_id, listener=report, control=control,
-                   resume=resume, evaluate_fn=evaluator)
+    return start_run(config, store=store, project_id=project_id, listener=report, control=control, resume=resume)
 
 
 class RunSession(QObject):

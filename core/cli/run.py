@@ -43,12 +43,11 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # torch and transformers load only when a run is asked for
-    from unlearn_studio.core.evaluation.run_evaluation import RunEvaluator, compare, format_table
-    from unlearn_studio.core.run.runner import execute
+    from unlearn_studio.core.evaluation.run_evaluation import compare, format_table
+    from unlearn_studio.core.run.start import start_run
 
     config = RunConfig.load(args.project)
     main_process = int(os.environ.get("RANK", "0")) == 0
-    evaluator = RunEvaluator(config) if config.evaluation.suite != "none" else None
     control = RunControl()
     progress = Progress(sys.stdout)
     try:
@@ -60,11 +59,10 @@ def run(args: argparse.Namespace) -> int:
 
                 with Store.open(args.store) as store:
                     project_id = store.ensure_project(config.name, args.project.resolve())
-                    result = execute(config, store=store, project_id=project_id, listener=progress,
-                                     control=control, resume=args.resume, evaluate_fn=evaluator)
+                    result = start_run(config, store=store, project_id=project_id, listener=progress,
+                                       control=control, resume=args.resume)
             else:
-                result = execute(config, listener=progress, control=control, resume=args.resume,
-                                 evaluate_fn=evaluator)
+                result = start_run(config, listener=progress, control=control, resume=args.resume)
     except KeyboardInterrupt:
         progress.close()
         print("Interrupted before the run started; nothing was written.", file=sys.stderr)
@@ -74,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
         return 0 if result.status in ("finished", "stopped") else 1
     if result.status in ("finished", "stopped"):
         print(f"Run {result.run_id} {result.status} after {result.steps} steps; adapter: {result.adapter_dir}")
-        if evaluator is not None and {"before", "after"} <= set(evaluator.results):
+        if {"before", "after"} <= set(result.evaluations):
             from unlearn_studio.core.methods.registry import get_method
 
-            rows = compare(evaluator.results["before"].aggregates, evaluator.results["after"].aggregates,
+            rows = compare(result.evaluations["before"].aggregates, result.evaluations["after"].aggregates,
                            get_method(config.method.name).expected_moves)
             print(f"\nBefore / after ({config.evaluation.suite} suite; every metric and per-item results in "
                   f"{result.output_dir / 'evaluation'}):")

@@ -21,7 +21,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,7 @@ class RunResult:
     steps: int
     output_dir: Path | None
     error: str | None = None
+    evaluations: dict[str, Any] = field(default_factory=dict)  # phase -> the evaluation's result
 
 
 class NonFiniteError(Exception):

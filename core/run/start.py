@@ -1,0 +1,26 @@
+"""Starting a run: the one function the command line and the app both call.
+
+It builds the run's evaluation (before and after training, unless the project's suite is "none")
+and hands everything to the runner; the result carries the evaluation's numbers, so that the CLI
+can print the before/after table and the app can show it without evaluating again.
+"""
+
+from __future__ import annotations
+
+import os
+
+from unlearn_studio.core.control import RunControl
+from unlearn_studio.core.evaluation.run_evaluation import RunEvaluator
+from unlearn_studio.core.events import Listener
+from unlearn_studio.core.project.config import RunConfig
+from unlearn_studio.core.run.runner import RunResult, execute
+
+
+def start_run(config: RunConfig, *, store=None, project_id: int | None = None, listener: Listener | None = None,
+              control: RunControl | None = None, resume: str | os.PathLike | None = None) -> RunResult:
+    """Run ``config`` to its end (see ``runner.execute``) with the project's evaluation."""
+    evaluator = RunEvaluator(config) if config.evaluation.suite != "none" else None
+    result = execute(config, store=store, project_id=project_id, listener=listener, control=control,
+                     resume=resume, evaluate_fn=evaluator)
+    result.evaluations = dict(evaluator.results) if evaluator is not None else {}
+    return result
