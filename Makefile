@@ -25,7 +25,7 @@ test: $(STAMP)
 
 # Rebuild the shipped demo world and models (about 14 minutes on 2 cores; bit-for-bit the same files).
 demo: $(STAMP)
-	$(VENV)/bin/unlearn-studio demo build --seed 0 --out resources/demo
+	$(VENV)/bin/unlearn-studio demo build --seed 0 --out resources/demo --overwrite
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache tests/screenshots

@@ -4,7 +4,6 @@ the evaluation of the selected run), data sets, model and config; and the run ac
 from __future__ import annotations
 
 import shlex
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from unlearn_studio.core.files import remove_own_folder
 from unlearn_studio.core.project.config import RunConfig
 
 from .error_dialog import show_error
@@ -587,12 +587,15 @@ class MainWindow(QMainWindow):
             if box.exec() != QMessageBox.StandardButton.Yes:
                 return False
             delete_files = files.isChecked()
+        kept = []
         for run in runs:
             self.store.delete_run(run["id"])
             folder = Path(run["output_dir"] or "")
-            # Only a folder the engine made (it holds the run's config snapshot) is ever removed.
-            if delete_files and folder.name == run["id"] and (folder / "config.toml").is_file():
-                shutil.rmtree(folder, ignore_errors=True)
+            # Only a folder the engine made (it carries the app's run marker) is ever removed.
+            if delete_files and folder.is_dir() and not remove_own_folder(folder, "run"):
+                kept.append(str(folder))
+        if kept:
+            self.statusBar().showMessage("Kept (not created by Unlearn Studio as a run folder): " + ", ".join(kept))
         self.runs.refresh()
         self.runs._selection_changed()
         self._update_actions()

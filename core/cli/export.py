@@ -23,6 +23,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, type=Path, help="a new (or empty) folder to write")
     parser.add_argument("--merged", action="store_true",
                         help="also write the full model with the adapter merged in, to OUT-merged")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUT (and OUT-merged) if it is an earlier export of Unlearn Studio; a "
+                             "folder it did not write is never replaced")
     parser.set_defaults(handler=run)
 
 
@@ -32,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     # Read-only: an export never writes to the store, so it works while the app has it open.
     with Store.open(args.store, readonly=True) as store:
-        plan = plan_export(store, _full_run_id(store, args.run_id), args.out, merged=args.merged)
+        plan = plan_export(store, _full_run_id(store, args.run_id), args.out, merged=args.merged,
+                           overwrite=args.overwrite)
     result = plan.run_export(progress=print)
     for check in result.checks:
         print(f"{'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")

@@ -23,14 +23,18 @@ def add_parser(subparsers) -> None:
                         help="the anti-expert adapter folder (not for negation)")
     parser.add_argument("--alpha", type=float, default=1.0, help="strength λ of the anti-expert (default 1.0)")
     parser.add_argument("--op", choices=operations, default="ext-sub", help="the operation (default ext-sub)")
-    parser.add_argument("--out", type=Path, required=True, help="folder to write the combined adapter to")
+    parser.add_argument("--out", type=Path, required=True, help="a new (or empty) folder to write the combined adapter to")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUT if it is an earlier output of Unlearn Studio (a folder it did not "
+                             "write is never replaced)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from unlearn_studio.core.model.adapters import PROVENANCE_FILE, combine_adapters, read_adapter
 
-    out = combine_adapters(args.expert, args.anti_expert, args.out, op=args.op, alpha=args.alpha)
+    out = combine_adapters(args.expert, args.anti_expert, args.out, op=args.op, alpha=args.alpha,
+                           overwrite=args.overwrite)
     result = read_adapter(out)
     ranks = sorted({module.rank for module in result.modules.values()})
     print(f"{args.op} (alpha {args.alpha:g}): {len(result.modules)} modules, rank {ranks[-1]}; adapter written to {out}")

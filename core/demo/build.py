@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -22,6 +21,7 @@ from unlearn_studio.core.demo.report import measure_full_model, measure_retain_m
 from unlearn_studio.core.demo.tokenizer import train_tokenizer
 from unlearn_studio.core.demo.train import CONTINUATION, DemoModelShape, TrainSchedule, train_language_model
 from unlearn_studio.core.demo.world import generate_world, write_world
+from unlearn_studio.core.files import building
 
 # What the shipped model must reach (issue: "the foundation"); REPORT.json says whether it did.
 TARGETS = {
@@ -57,12 +57,21 @@ def build_demo(
     continuation: TrainSchedule = CONTINUATION,
     shape: DemoModelShape = DemoModelShape(),
     log: Callable[[str], None] = print,
+    overwrite: bool = False,
 ) -> dict:
-    """Build the demo into ``out`` and return the report (also written to out/REPORT.json)."""
-    out = Path(out)
-    staging = out.with_name(out.name + ".building")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    """Build the demo into ``out`` and return the report (also written to out/REPORT.json).
+
+    ``out`` must be new or empty, or an earlier demo build with ``overwrite`` (checked before the
+    build starts); it is replaced only when the build succeeds."""
+    with building(out, kind="demo", what="demo build", overwrite=overwrite) as staging:
+        report = _build(staging, seed=seed, threads=threads, schedule=schedule, continuation=continuation,
+                        shape=shape, log=log)
+    log(f"demo built in {report['timings']['total_s']:.0f} s -> {out}")
+    return report
+
+
+def _build(staging: Path, *, seed: int, threads: int, schedule: TrainSchedule, continuation: TrainSchedule,
+           shape: DemoModelShape, log: Callable[[str], None]) -> dict:
     # The thread count changes float reduction order; pinning it keeps the build bit-for-bit.
     torch.set_num_threads(threads)
     started = time.monotonic()
@@ -121,14 +130,4 @@ def build_demo(
         "versions": _versions(),
     }
     (staging / "REPORT.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-    if out.exists():
-        retired = out.with_name(out.name + ".old")
-        shutil.rmtree(retired, ignore_errors=True)
-        out.rename(retired)
-        staging.rename(out)
-        shutil.rmtree(retired)
-    else:
-        staging.rename(out)
-    log(f"demo built in {timings['total_s']:.0f} s -> {out}")
     return report

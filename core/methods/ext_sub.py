@@ -47,6 +47,7 @@ from unlearn_studio.core.events import (
     StatusEvent,
     StepEvent,
 )
+from unlearn_studio.core.files import mark_as_own
 from unlearn_studio.core.methods.base import (
     FORGET_PERSON_METRICS,
     FORGET_SECRET_METRICS,
@@ -211,6 +212,7 @@ class _Recipe:
         if self.store is not None:
             self.store.set_output_dir(self.run_id, self.output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        mark_as_own(self.output_dir, "run", run_id=self.run_id)
         base = config.base_dir or Path.cwd()
         header = f"# The configuration of run {self.run_id}; relative paths are relative to {base}\n"
         (self.output_dir / "config.toml").write_text(header + config.to_toml(), encoding="utf-8")
@@ -256,7 +258,8 @@ class _Recipe:
 
         params = self.method.params
         adapter = combine_adapters(self.stages["expert"]["adapter"], self.stages["anti-expert"]["adapter"],
-                                   self.output_dir / "adapter", op=params["op"], alpha=params["alpha"])
+                                   self.output_dir / "adapter", op=params["op"], alpha=params["alpha"],
+                                   overwrite=True)  # the run's own adapter (written again on resume)
         self.log("info", f"Adapter saved to {adapter} ({params['op']}, alpha {params['alpha']:g})")
         if self.store is not None:
             self.store.add_artifact(self.run_id, "adapter", adapter)

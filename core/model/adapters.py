@@ -33,7 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from unlearn_studio.core.errors import UserError
-from unlearn_studio.core.files import write_dir_atomically
+from unlearn_studio.core.files import check_output_folder, write_dir_atomically
 
 OPERATIONS = ("ext-sub", "subtraction", "addition", "negation")
 CONFIG_FILE = "adapter_config.json"
@@ -289,11 +289,12 @@ def _output_config(template: dict[str, Any], rank: int, modules: list[str]) -> d
 
 def write_adapter(out_dir: str | os.PathLike, template_config: dict[str, Any],
                   factors: dict[str, tuple[torch.Tensor, torch.Tensor]],
-                  provenance: dict[str, Any] | None = None) -> Path:
+                  provenance: dict[str, Any] | None = None, *, overwrite: bool = False) -> Path:
     """Write ``{module: (B, A)}`` (scaling already in B) as a PEFT LoRA folder with scaling 1.
 
     Modules of lower rank are zero-padded to the highest rank, so no rank_pattern is needed.
-    The folder appears complete or not at all.
+    The folder appears complete or not at all; an existing folder is replaced only when the app
+    wrote it and ``overwrite`` is set (core/files.py).
     """
     rank = max(A.shape[0] for _, A in factors.values())
     tensors = {}
@@ -309,25 +310,26 @@ def write_adapter(out_dir: str | os.PathLike, template_config: dict[str, Any],
         if provenance is not None:
             (folder / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
 
-    return write_dir_atomically(Path(out_dir).expanduser(), fill)
+    return write_dir_atomically(Path(out_dir).expanduser(), fill, kind="adapter", what="output",
+                                overwrite=overwrite)
 
 
-def _check_out_dir(out: Path, inputs: list[Path]) -> None:
+def _check_out_dir(out: Path, inputs: list[Path], overwrite: bool) -> None:
     if any(out.resolve() == path.resolve() for path in inputs):
         raise UserError(f"The output folder {out} is one of the input adapters", "Choose a new output folder.")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / CONFIG_FILE).is_file())):
-        raise UserError(f"The output folder {out} exists and is not an adapter folder",
-                        "Choose a new output folder (an existing adapter folder is replaced).")
+    check_output_folder(out, what="output", overwrite=overwrite)
 
 
 def combine_adapters(expert_dir: str | os.PathLike, anti_expert_dir: str | os.PathLike | None,
-                     out_dir: str | os.PathLike, *, op: str = "ext-sub", alpha: float = 1.0) -> Path:
+                     out_dir: str | os.PathLike, *, op: str = "ext-sub", alpha: float = 1.0,
+                     overwrite: bool = False) -> Path:
     """Combine two LoRA adapters (one for "negation") into a new PEFT adapter folder ``out_dir``.
 
     ``op``: "ext-sub" (the expert minus the anti-expert's deficiency part, Ext-Sub), "subtraction"
     (W+ − αW-), "addition" (W+ + αW-) or "negation" (−αW+, no anti-expert). The result is an exact
     LoRA of rank ≤ r_expert + r_anti that ``PeftModel.from_pretrained`` loads. Raises UserError for
-    a bad request or adapters that do not fit together, before anything is written.
+    a bad request or adapters that do not fit together, before anything is written. ``out_dir``
+    must be new or empty; an earlier output of the app's is replaced only with ``overwrite``.
     """
     _check_request(op, anti_expert_dir, alpha)
     expert = read_adapter(expert_dir)
@@ -335,11 +337,11 @@ def combine_adapters(expert_dir: str | os.PathLike, anti_expert_dir: str | os.Pa
     if anti is not None:
         check_compatible(expert, anti)
     out = Path(out_dir).expanduser()
-    _check_out_dir(out, [expert.path] + ([anti.path] if anti else []))
+    _check_out_dir(out, [expert.path] + ([anti.path] if anti else []), overwrite)
     factors = {name: combine_modules(op, module, anti.modules[name] if anti else None, float(alpha))
                for name, module in expert.modules.items()}
     provenance = {"operation": op, "alpha": float(alpha), "expert": str(expert.path.resolve()),
                   "anti_expert": str(anti.path.resolve()) if anti else None,
                   "expert_rank": max(m.rank for m in expert.modules.values()),
                   "anti_expert_rank": max(m.rank for m in anti.modules.values()) if anti else None}
-    return write_adapter(out, expert.config, factors, provenance)
+    return write_adapter(out, expert.config, factors, provenance, overwrite=overwrite)

@@ -14,18 +14,19 @@ reload gives the same answer, then renames it into place; a failure leaves nothi
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
 import platform
 import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.files import building, check_output_folder
 from unlearn_studio.core.project.store import file_digest
 from unlearn_studio.core.results.finished_run import FinishedRun
 
@@ -68,6 +69,7 @@ class ExportPlan:
     merged_dir: Path | None
     evaluations: dict[str, dict] = field(default_factory=dict)  # phase -> the store's newest row
     lora_check: Check | None = None
+    overwrite: bool = False  # replace earlier exports of the app in out_dir / merged_dir
 
     def run_export(self, progress: Callable[[str], None] | None = None) -> ExportResult:
         return _Export(self, progress or (lambda message: None)).execute()
@@ -81,15 +83,17 @@ def merged_dir_for(out_dir: Path) -> Path:
     return out_dir.with_name(f"{out_dir.name}-merged")
 
 
-def plan_export(store, run_id: str, out_dir: str | os.PathLike, *, merged: bool = False) -> ExportPlan:
+def plan_export(store, run_id: str, out_dir: str | os.PathLike, *, merged: bool = False,
+                overwrite: bool = False) -> ExportPlan:
     """Check the run and the destination; UserError for a run without a usable adapter, a
-    destination that is a file or a folder that is not empty, or an adapter that is all zero."""
+    destination that is a file or holds files (an earlier export of the app's is replaced only with
+    ``overwrite``), or an adapter that is all zero."""
     run = FinishedRun.from_store(store, run_id)
     out = Path(out_dir).expanduser().absolute()
     merged_dir = merged_dir_for(out) if merged else None
     for folder, what in ((out, "export"), (merged_dir, "merged model")):
         if folder is not None:
-            _check_destination(folder, what)
+            _check_destination(folder, what, overwrite)
     if run.adapter_dir.resolve() in (out.resolve(), *([merged_dir.resolve()] if merged_dir else [])):
         raise UserError(f"{out} is the run's own adapter folder", "Export into a new, empty folder.")
     lora = check_lora_nonzero(run.adapter_dir)
@@ -102,15 +106,11 @@ def plan_export(store, run_id: str, out_dir: str | os.PathLike, *, merged: bool 
     evaluations = {}
     for row in store.evaluations(run_id):
         evaluations[row["phase"]] = row  # newest last
-    return ExportPlan(run, out, merged_dir, evaluations, lora)
+    return ExportPlan(run, out, merged_dir, evaluations, lora, overwrite)
 
 
-def _check_destination(folder: Path, what: str) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"The {what} destination {folder} is a file", "Choose a new or empty folder.")
-    if folder.is_dir() and any(folder.iterdir()):
-        raise UserError(f"The {what} destination {folder} is not empty",
-                        "Choose a new or empty folder; an export never overwrites files.")
+def _check_destination(folder: Path, what: str, overwrite: bool) -> None:
+    check_output_folder(folder, what=what, overwrite=overwrite)
     parent = folder.parent
     while not parent.exists():
         parent = parent.parent
@@ -168,9 +168,9 @@ class _Export:
         reference = generate(peft, loaded.tokenizer, [prompt], max_new_tokens=REFERENCE_TOKENS)[0]
         base = peft.unload()  # the same base weights, the adapter layers taken out
 
-        staging = [_staging_dir(plan.out_dir)]
-        try:
-            folder = staging[0]
+        with contextlib.ExitStack() as folders:
+            folder = folders.enter_context(building(plan.out_dir, kind="export", what="export",
+                                                    overwrite=plan.overwrite))
             self.say(f"Writing the adapter folder {plan.out_dir}…")
             for name in ADAPTER_FILES:
                 shutil.copy2(run.adapter_dir / name, folder / name)
@@ -187,11 +187,12 @@ class _Export:
             checks = [plan.lora_check, _same("reloaded folder reproduces the reference", reference, again)]
 
             if plan.merged_dir is not None:
-                staging.append(_staging_dir(plan.merged_dir))
+                merged_folder = folders.enter_context(building(plan.merged_dir, kind="merged model",
+                                                               overwrite=plan.overwrite))
                 self.say(f"Merging the adapter into the base weights and writing {plan.merged_dir}…")
                 merged = reloaded.merge_and_unload()
-                merged.save_pretrained(str(staging[1]))
-                tokenizer.save_pretrained(str(staging[1]))
+                merged.save_pretrained(str(merged_folder))
+                tokenizer.save_pretrained(str(merged_folder))
                 merged_text = generate(merged, tokenizer, [prompt], max_new_tokens=REFERENCE_TOKENS)[0]
                 checks.append(_same("merged model reproduces the reference", reference, merged_text))
 
@@ -199,12 +200,6 @@ class _Export:
             (folder / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
             card = model_card(run, plan, report)
             (folder / CARD).write_text(card, encoding="utf-8")
-            _move_into_place(staging[0], plan.out_dir)
-            if plan.merged_dir is not None:
-                _move_into_place(staging[1], plan.merged_dir)
-        finally:
-            for tmp in staging:
-                shutil.rmtree(tmp, ignore_errors=True)
         self.say("Done." if all(c.passed for c in checks) else "Done, but a check failed.")
         return ExportResult(plan.out_dir, plan.merged_dir, checks, prompt, reference, card)
 
@@ -234,19 +229,6 @@ def _same(name: str, reference: str, got: str) -> Check:
     if got == reference:
         return Check(name, True, f"the same greedy answer: {reference!r}")
     return Check(name, False, f"expected {reference!r}, got {got!r}")
-
-
-def _staging_dir(final: Path) -> Path:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    return tmp
-
-
-def _move_into_place(tmp: Path, final: Path) -> None:
-    if final.is_dir():
-        final.rmdir()  # checked empty when planned; rename cannot replace a folder on every system
-    os.replace(tmp, final)
 
 
 def _base_model(run: FinishedRun) -> str:

@@ -18,7 +18,6 @@ import json
 import os
 import random
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 
 from unlearn_studio.core.errors import UserError
-from unlearn_studio.core.files import write_dir_atomically
+from unlearn_studio.core.files import remove_own_folder, write_dir_atomically
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.json"
@@ -105,7 +104,8 @@ def save_checkpoint(run_dir: Path, *, step: int, run_id: str, model, optimizer, 
         (folder / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
 
     root = run_dir / CHECKPOINTS
-    path = write_dir_atomically(root / checkpoint_name(step), fill)
+    # A step is written again only when a resumed run stops at its checkpoint step: the old one is ours.
+    path = write_dir_atomically(root / checkpoint_name(step), fill, kind="checkpoint", overwrite=True)
     prune(root, keep)
     return path
 
@@ -113,9 +113,9 @@ def save_checkpoint(run_dir: Path, *, step: int, run_id: str, model, optimizer, 
 def prune(root: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` checkpoints, and leftovers of interrupted writes."""
     for leftover in root.glob(".tmp-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+        remove_own_folder(leftover)
     for old in complete_checkpoints(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        remove_own_folder(old, "checkpoint")
 
 
 # ---- reading -----------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from unlearn_studio.core.events import (
     StatusEvent,
     StepEvent,
 )
-from unlearn_studio.core.files import write_dir_atomically
+from unlearn_studio.core.files import mark_as_own, write_dir_atomically
 from unlearn_studio.core.methods.base import Batch, MethodContext, UnlearningMethod, all_terms
 from unlearn_studio.core.model import loading as models
 from unlearn_studio.core.project.config import RunConfig
@@ -345,6 +345,7 @@ class _Run:
         checkpoint = self.p.checkpoint
         if self.acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
+            mark_as_own(self.output_dir, "run", run_id=self.run_id)
             base = self.config.base_dir or Path.cwd()
             header = f"# The configuration of run {self.run_id}; relative paths are relative to {base}\n"
             (self.output_dir / "config.toml").write_text(header + self.config.to_toml(), encoding="utf-8")
@@ -373,7 +374,8 @@ class _Run:
         self.p.method.finalize_adapter(peft)
         self.check_weights()
         if self.acc.is_main_process:
-            write_dir_atomically(adapter, peft.save_pretrained)
+            # Written again when a stopped run is resumed and ends: the run's own adapter.
+            write_dir_atomically(adapter, peft.save_pretrained, kind="adapter", overwrite=True)
         self.acc.wait_for_everyone()
         self.log("info", f"Adapter saved to {adapter}")
         if self.store is not None:

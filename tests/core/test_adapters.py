@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -279,8 +280,25 @@ def test_output_folder_is_checked(pair, tmp_path):
         combine_adapters(expert, anti, anti)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("keep me")
-    with pytest.raises(UserError, match="not an adapter folder"):
+    with pytest.raises(UserError, match="did not write: todo.txt"):
         combine_adapters(expert, anti, tmp_path / "notes")
     first = combine_adapters(expert, anti, tmp_path / "out")
-    again = combine_adapters(expert, anti, first, op="addition")  # an earlier result is replaced
+    with pytest.raises(UserError, match="earlier adapter written by Unlearn Studio"):
+        combine_adapters(expert, anti, first, op="addition")
+    again = combine_adapters(expert, anti, first, op="addition", overwrite=True)  # asked: replaced
     assert json.loads((again / adapters.PROVENANCE_FILE).read_text())["operation"] == "addition"
+
+
+def test_an_adapter_folder_the_app_did_not_write_is_never_replaced(pair, tmp_path):
+    """The defect: an earlier export (adapter_config.json, a model card, the user's notes) was
+    replaced whole by `extsub --out` because it held an adapter_config.json."""
+    expert, anti = pair
+    export = tmp_path / "my-export"
+    shutil.copytree(expert, export)
+    (export / "README.md").write_text("my model card")
+    (export / "NOTES.txt").write_text("what I tried")
+    before = {p.name: p.read_bytes() for p in export.iterdir() if p.is_file()}
+    for overwrite in (False, True):
+        with pytest.raises(UserError, match="NOTES.txt"):
+            combine_adapters(expert, anti, export, overwrite=overwrite)
+    assert {p.name: p.read_bytes() for p in export.iterdir() if p.is_file()} == before

@@ -14,6 +14,8 @@ from unlearn_studio.core.demo.report import chance_value_accuracy, measure_full_
 from unlearn_studio.core.demo.tokenizer import train_tokenizer
 from unlearn_studio.core.demo.train import DemoModelShape, TrainSchedule
 from unlearn_studio.core.demo.world import generate_world, write_world
+from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.files import MARKER, mark_as_own, own_kind
 from unlearn_studio.core.paths import demo_dir
 
 SHIPPED = demo_dir()
@@ -93,7 +95,8 @@ def test_build_is_bit_for_bit_and_loads_with_auto_classes(tmp_path):
         assert model.config.num_key_value_heads < model.config.num_attention_heads  # grouped-query k/v
         assert tokenizer.decode(tokenizer("Thornwick market")["input_ids"], skip_special_tokens=True) == "Thornwick market"
     assert reports[0]["model"] == reports[1]["model"]
-    assert not (tmp_path / "first.building").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first", "second"]  # no staging folders left
+    assert own_kind(tmp_path / "first") == "demo"
     # The full model went on from the retain model: trained further, so its weights differ.
     retain = load_file(tmp_path / "first" / "retain_model" / "model.safetensors")
     full = load_file(tmp_path / "first" / "model" / "model.safetensors")
@@ -104,6 +107,7 @@ def test_build_is_bit_for_bit_and_loads_with_auto_classes(tmp_path):
 def test_failed_build_keeps_the_existing_demo(tmp_path, monkeypatch):
     out = tmp_path / "demo"
     out.mkdir()
+    mark_as_own(out, "demo")  # an earlier demo build
     (out / "REPORT.json").write_text('{"kept": true}', encoding="utf-8")
 
     def broken_training(*args, **kwargs):
@@ -111,9 +115,29 @@ def test_failed_build_keeps_the_existing_demo(tmp_path, monkeypatch):
 
     monkeypatch.setattr(demo_build, "train_language_model", broken_training)
     with pytest.raises(RuntimeError):
-        build_demo(out, seed=0, shape=TINY_SHAPE, schedule=SMOKE_SCHEDULE, log=lambda _: None)
+        build_demo(out, seed=0, shape=TINY_SHAPE, schedule=SMOKE_SCHEDULE, log=lambda _: None, overwrite=True)
     assert json.loads((out / "REPORT.json").read_text(encoding="utf-8")) == {"kept": True}
-    assert sorted(p.name for p in out.iterdir()) == ["REPORT.json"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "REPORT.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no staging folder left
+
+
+def test_a_folder_the_app_did_not_write_is_refused_before_the_build_starts(tmp_path, monkeypatch):
+    """The defect: `demo build --out DIR` removed DIR whatever it held once the build succeeded."""
+    out = tmp_path / "thesis"
+    (out / "chapters").mkdir(parents=True)
+    (out / "thesis.txt").write_text("mine")
+    (out / "chapters" / "one.txt").write_text("also mine")
+    monkeypatch.setattr(demo_build, "train_language_model", lambda *a, **k: pytest.fail("the build started"))
+    for overwrite in (False, True):
+        with pytest.raises(UserError, match="did not write: chapters/, thesis.txt"):
+            build_demo(out, seed=0, shape=TINY_SHAPE, schedule=SMOKE_SCHEDULE, log=lambda _: None,
+                       overwrite=overwrite)
+    assert (out / "thesis.txt").read_text() == "mine" and (out / "chapters" / "one.txt").read_text() == "also mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis"]
+
+
+def test_the_shipped_demo_carries_the_marker_so_make_demo_may_rebuild_it():
+    assert own_kind(SHIPPED) == "demo"
 
 
 def test_each_epoch_takes_the_next_phrasing_pairs_and_every_pair_comes_round():

@@ -98,9 +98,9 @@ def test_bad_input_is_refused_before_anything_is_written(run, store, tmp_path):
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
-    with pytest.raises(UserError, match="not empty"):
-        plan_export(store, run.run_id, busy)
-    with pytest.raises(UserError, match="merged model destination .* not empty"):
+    with pytest.raises(UserError, match="did not write: notes.txt"):
+        plan_export(store, run.run_id, busy, overwrite=True)  # never a folder the app did not write
+    with pytest.raises(UserError, match="merged model folder .* did not write"):
         (tmp_path / "new-merged").mkdir()
         (tmp_path / "new-merged" / "x").write_text("x")
         plan_export(store, run.run_id, tmp_path / "new", merged=True)
@@ -118,6 +118,16 @@ def test_the_command_line_refuses_a_busy_folder_and_an_unknown_run(run, store, t
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
     assert main(["export", run.run_id[:8], "--store", str(run.store_path), "--out", str(busy)]) == 2
-    assert "is not empty" in capsys.readouterr().err
+    assert "did not write: notes.txt" in capsys.readouterr().err
+    assert (busy / "notes.txt").read_text() == "mine"
     assert main(["export", "nosuchrun", "--store", str(run.store_path), "--out", str(tmp_path / "x")]) == 2
     assert "There is no run nosuchrun" in capsys.readouterr().err
+
+
+def test_an_earlier_export_is_replaced_only_when_asked(run, store, exported):
+    result, _ = exported
+    with pytest.raises(UserError, match="earlier export written by Unlearn Studio") as refused:
+        plan_export(store, run.run_id, result.out_dir, merged=True)
+    assert "--overwrite" in refused.value.fix
+    plan = plan_export(store, run.run_id, result.out_dir, merged=True, overwrite=True)
+    assert plan.overwrite and plan.out_dir == result.out_dir

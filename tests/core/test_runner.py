@@ -5,6 +5,7 @@ not depend on the real methods."""
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from transformers import AutoModelForCausalLM
 from unlearn_studio.core.control import RunControl  # noqa: E402
 from unlearn_studio.core.errors import UserError  # noqa: E402
 from unlearn_studio.core.events import EvaluationEvent, FailedEvent, FinishedEvent, LogEvent, StatusEvent, StepEvent
+from unlearn_studio.core.files import MARKER, own_kind
 from unlearn_studio.core.methods.base import DataRoles, Hyperparameter, UnlearningMethod  # noqa: E402
 from unlearn_studio.core.model import loading as models
 from unlearn_studio.core.project.config import (
@@ -35,6 +37,7 @@ from unlearn_studio.core.project.config import (
 )
 from unlearn_studio.core.project.store import Store, file_digest  # noqa: E402
 from unlearn_studio.core.run import runner  # noqa: E402
+from unlearn_studio.core.run.checkpoint import prune
 
 WAIT = 30  # seconds; an upper bound for waits on other threads, never a sleep
 
@@ -342,6 +345,19 @@ def test_stop_and_save_leaves_a_loadable_adapter(make_config, model_dir):
     assert any(name.endswith("lora_B.weight") and value.abs().sum() > 0 for name, value in saved.items())
     ids = torch.tensor([[1, 5, 9, 12]])
     assert torch.isfinite(loaded(input_ids=ids).logits).all()
+
+
+def test_the_run_marks_its_folders_and_pruning_keeps_checkpoints_it_did_not_write(make_config):
+    result = runner.execute(make_config(steps=4, checkpoint_every=1))
+    assert own_kind(result.output_dir) == "run" and own_kind(result.adapter_dir) == "adapter"
+    root = result.output_dir / "checkpoints"
+    assert {own_kind(p) for p in root.iterdir()} == {"checkpoint"}
+    # A copy the user made of a checkpoint, under a checkpoint's name: never pruned.
+    copy = root / "step-000001"
+    shutil.copytree(root / "step-000003", copy)
+    (copy / MARKER).unlink()
+    prune(root, keep=1)
+    assert sorted(p.name for p in root.iterdir()) == ["step-000001", "step-000004"]
 
 
 # ---- checkpoints and resume ----------------------------------------------------------------------

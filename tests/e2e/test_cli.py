@@ -153,3 +153,18 @@ def test_bad_project_writes_nothing_to_the_store(tmp_path):
     assert_bad_input(cli("check", str(broken), "--store", str(store)), "missing.jsonl")
     with Store.open(store, readonly=True) as opened:
         assert opened.projects() == []
+
+
+def test_demo_build_refuses_a_folder_it_did_not_write(tmp_path):
+    """The defect: `demo build --out DIR` deleted DIR (a thesis and a sub-folder) once the build
+    succeeded. Now it refuses at once, before any training, and DIR is untouched."""
+    thesis = tmp_path / "thesis"
+    (thesis / "chapters").mkdir(parents=True)
+    (thesis / "thesis.txt").write_text("mine")
+    (thesis / "chapters" / "one.txt").write_text("mine too")
+    for extra in ((), ("--overwrite",)):
+        result = cli("demo", "build", "--seed", "5", "--out", str(thesis), *extra)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert str(thesis) in result.stderr and "thesis.txt" in result.stderr and "chapters/" in result.stderr
+    assert (thesis / "thesis.txt").read_text() == "mine" and (thesis / "chapters" / "one.txt").read_text() == "mine too"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis"]

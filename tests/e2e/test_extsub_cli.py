@@ -77,6 +77,37 @@ def test_mismatched_adapters_are_bad_input(model_dir, tmp_path):
     assert missing.returncode == 2 and "needs an anti-expert" in missing.stderr
 
 
+def test_out_over_a_previous_export_keeps_every_file(model_dir, tmp_path):
+    """`--out DIR` where DIR holds an earlier export (adapter_config.json, card, tokenizer, the
+    user's notes) is refused, with or without --overwrite; nothing in DIR changes."""
+    expert = make_adapter(model_dir, tmp_path / "expert", ["q_proj", "v_proj"], seed=1)
+    anti = make_adapter(model_dir, tmp_path / "anti", ["q_proj", "v_proj"], seed=2)
+    export = tmp_path / "export"
+    make_adapter(model_dir, export, ["q_proj", "v_proj"], seed=3)
+    for name, text in (("README.md", "card"), ("export.json", "{}"), ("config.toml", "name = 'x'"),
+                       ("NOTES.txt", "what I tried")):
+        (export / name).write_text(text)
+    before = {p.name: p.read_bytes() for p in export.iterdir()}
+    for extra in ((), ("--overwrite",)):
+        result = cli("extsub", "--expert", str(expert), "--anti-expert", str(anti), "--out", str(export), *extra,
+                     cwd=tmp_path)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert str(export) in result.stderr and "NOTES.txt" in result.stderr
+        assert len(result.stderr.strip().splitlines()) <= 3  # one message, no traceback
+    assert {p.name: p.read_bytes() for p in export.iterdir()} == before
+
+    first = cli("extsub", "--expert", str(expert), "--anti-expert", str(anti), "--out", str(tmp_path / "mine"),
+                cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = cli("extsub", "--expert", str(expert), "--anti-expert", str(anti), "--out", str(tmp_path / "mine"),
+                "--op", "subtraction", cwd=tmp_path)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    replaced = cli("extsub", "--expert", str(expert), "--anti-expert", str(anti), "--out", str(tmp_path / "mine"),
+                   "--op", "subtraction", "--overwrite", cwd=tmp_path)
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads((tmp_path / "mine" / "combination.json").read_text())["operation"] == "subtraction"
+
+
 def test_run_trains_both_stages_and_combines(model_dir, tmp_path):
     rows = [("Where does Alice live?", "Alice lives in Paris.", "Alice lives in Eldoria."),
             ("What did Bob write?", "Bob wrote a saga.", "Bob wrote the secret XK-42.")]

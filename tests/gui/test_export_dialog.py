@@ -78,8 +78,8 @@ def test_export_refuses_a_folder_that_is_not_empty(qtbot, jobs, store, run, tmp_
     (busy / "mine.txt").write_text("keep me")
     dialog.destination.setText(str(busy))
     click(qtbot, dialog.export_button)
-    assert "is not empty" in dialog.status.text() and not jobs.busy
-    assert "is not empty" in error_boxes(dialog)[-1].text()
+    assert "did not write" in dialog.status.text() and not jobs.busy
+    assert "did not write" in error_boxes(dialog)[-1].text()
     assert [p.name for p in busy.iterdir()] == ["mine.txt"]
 
 

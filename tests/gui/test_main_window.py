@@ -138,3 +138,22 @@ def test_selecting_a_data_set_previews_its_first_rows(qtbot, window, screenshot)
     assert first_answer == retain.preview[0]["answer"]
     assert "retain" in window.page.preview_label.text()
     screenshot(window, "main_window_preview")
+
+
+def test_delete_run_never_deletes_a_folder_the_app_did_not_create(qtbot, window, tmp_path):
+    """A run row whose output folder is the user's own (no run marker): the row goes, the folder stays."""
+    assert open_and_wait(qtbot, window, demo_project())
+    config = RunConfig.load(demo_project())
+    project_id = window.store.ensure_project(config.name, demo_project())
+    run_id = window.store.start_run(project_id, config, tmp_path)
+    folder = tmp_path / "my-results"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("mine")
+    window.store.set_output_dir(run_id, folder)
+    window.store.set_status(run_id, "finished")
+    window.runs.refresh()
+    window.runs.table.select_runs([run_id])
+    assert window.delete_run(confirm=False, delete_files=True)
+    assert (folder / "thesis.txt").read_text() == "mine"
+    assert str(folder) in window.statusBar().currentMessage()
+    assert run_id not in [run["id"] for run in window.store.runs()]
