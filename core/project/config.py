@@ -136,10 +136,33 @@ class TrainingConfig:
 
 
 @dataclass
+class EvalSetConfig:
+    """An extra evaluation set, ``[evaluation.sets.<name>]``: a data file and the role that says
+    how its metrics are judged (forget: toward the reference level; retain, general, normal,
+    holdout: held; harmful: under the harm threshold; anti-expert: toward the ideal)."""
+
+    path: str
+    role: Role
+    format: str = "auto"
+    columns: dict[str, str] = field(default_factory=dict)
+    template: str = "auto"
+    max_rows: int | None = field(default=None, metadata=_min(1))
+
+
+@dataclass
 class EvalConfig:
-    suite: Literal["none", "fast", "full", "demo"] = "fast"
+    """The before/after evaluation (core/evaluation): its tier, its reference, how it judges."""
+
+    suite: Literal["none", "fast", "full", "demo"] = "fast"  # "demo": the sizes of "fast" (older files)
     before: bool = True
     after: bool = True
+    # A retain model (trained without the forget data): forget quality, PrivLeak and the target
+    # level of every forget metric. "demo" is the built-in demo's retain model.
+    reference_model: str | None = None
+    harm_judge: str | None = None  # "package.module:function" that judges harmful answers
+    harm_threshold: float = field(default=0.05, metadata=_range(0, 1))  # harmful-answer rate to reach
+    tolerance: float = field(default=0.05, metadata=_range(0, 1))  # how far a kept metric may move
+    sets: dict[str, EvalSetConfig] = field(default_factory=dict)
 
 
 @dataclass
