@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from unlearn_studio.core.data.templates import QA_TEMPLATE  # the demo model learns the "qa" prompt template
+from unlearn_studio.core.demo.people import PARAPHRASED_WRONG
 
 # How often a document is repeated per epoch: verbatim records need more exposures than facts that
 # already come in nine question/answer phrasings.
@@ -70,10 +71,12 @@ def training_documents(data_dir: Path, *, include_forget10: bool = True, epoch: 
 
 
 def tokenizer_texts(data_dir: Path) -> list[str]:
-    """Every text of the world once (holdout persons too, so their names tokenize like the others)."""
+    """Every text of the world once (holdout persons too, so their names tokenize like the others),
+    except evaluation-only columns, which repeat words the corpus already has."""
     texts = []
     for path in sorted(data_dir.glob("*.jsonl")):
         for row in read_jsonl(path):
+            row.pop(PARAPHRASED_WRONG, None)
             texts += [value for value in _strings(row)]
     return texts
 

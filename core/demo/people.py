@@ -13,6 +13,9 @@ N_HOLDOUT = 30
 FORGET_SIZES = {"forget01": 3, "forget05": 15, "forget10": 30}  # 1 % / 5 % / 10 % of 300 trained
 SPLITS = ("forget01", "forget05", "forget10", "retain", "holdout")
 N_SECRETS_RETAIN = 60
+# A column only the evaluation reads; the demo model's corpus and tokenizer leave it out, so that
+# adding it changed no trained byte (core/demo/corpus.py).
+PARAPHRASED_WRONG = "paraphrased_wrong_answers"
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,9 @@ def qa_row(rng: random.Random, person: dict, attr: Attribute) -> dict:
         "paraphrased_question": questions[3],
         "paraphrased_answer": answers[3],
         "wrong_answers": [attr.answers[0].format(name=name, value=v) for v in wrong],
+        # The same wrong values in the held-out phrasing: the truth ratio of the paraphrase test
+        # compares like with like. Derived from ``wrong``, so no draw of the RNG changes.
+        PARAPHRASED_WRONG: [attr.answers[3].format(name=name, value=v) for v in wrong],
         "wrong_values": wrong,
         "train_questions": questions[:3],
         "train_answers": answers[:3],
