@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test setup demo clean
+.PHONY: run test test-fast setup demo clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+# Everything but the tests that train or build models (marked slow): a quick check while working.
+test-fast: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m "not slow"
 
 # Rebuild the shipped demo world and models (about 14 minutes on 2 cores; bit-for-bit the same files).
 demo: $(STAMP)

@@ -126,6 +126,7 @@ OBJECTIVES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BASELINES)
 def test_training_improves_the_methods_own_objective(name, tiny_dir):
     cls = get_method(name)
@@ -298,6 +299,7 @@ def test_register_rejects_a_second_method_with_the_same_name():
 # ---- project files -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ("grad_ascent", "grad_diff", "npo", "rmu"))
 def test_project_file_runs_the_method_with_its_defaults(name):
     config = RunConfig.load(PROJECTS / f"{name}.toml")

@@ -20,6 +20,9 @@ from unlearn_studio.core.results.compare import ORIGINAL, PROMPT_SETS, CompareSe
 GREEDY = Decoding(max_new_tokens=16)
 
 
+pytestmark = pytest.mark.slow  # every test here uses a trained run
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     return trained_run(tmp_path_factory)

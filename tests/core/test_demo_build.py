@@ -56,6 +56,7 @@ def test_shipped_demo_fits_the_size_budget():
     assert total <= 30 * 2**20, f"resources/demo holds {total / 2**20:.1f} MiB"
 
 
+@pytest.mark.slow
 def test_shipped_model_meets_its_targets_and_its_report(shipped_model):
     model, tokenizer = shipped_model
     measured = measure_full_model(model, tokenizer, SHIPPED / "data")
@@ -65,6 +66,7 @@ def test_shipped_model_meets_its_targets_and_its_report(shipped_model):
         assert measured[key] == pytest.approx(value, rel=0.02, abs=0.01), key
 
 
+@pytest.mark.slow
 def test_shipped_model_does_not_know_the_holdout_persons(shipped_model):
     model, tokenizer = shipped_model
     holdout = read_jsonl(SHIPPED / "data" / "holdout.jsonl")
@@ -72,6 +74,7 @@ def test_shipped_model_does_not_know_the_holdout_persons(shipped_model):
     assert value_accuracy(model, tokenizer, holdout) <= chance_value_accuracy(holdout, trained) + 0.1
 
 
+@pytest.mark.slow
 def test_retain_model_is_at_chance_on_forget10():
     model, tokenizer = _load(SHIPPED / "retain_model")
     forget10 = read_jsonl(SHIPPED / "data" / "forget10.jsonl")

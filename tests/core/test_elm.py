@@ -328,6 +328,7 @@ def test_retain_loss_is_cross_entropy_against_the_original_models_argmax(tiny_di
     assert not torch.isclose(loss, on_labels)  # the true tokens are not the target
 
 
+@pytest.mark.slow
 def test_training_lowers_each_term_and_leaves_the_original_model_alone(tiny_dir):
     method, context, batches = setup_method(tiny_dir)
     method.prepare(context, {})
@@ -416,6 +417,7 @@ def test_the_paper_project_keeps_the_papers_defaults():
     assert (config.training.batch_size, config.training.grad_accum) == (1, 4)
 
 
+@pytest.mark.slow
 def test_the_demo_suite_measures_repetition_on_saga_prompts(tiny_dir, tmp_path):
     from unlearn_studio.core.evaluation import evaluate as ev
     from unlearn_studio.core.evaluation.metrics import fluency
@@ -435,6 +437,7 @@ def test_the_demo_suite_measures_repetition_on_saga_prompts(tiny_dir, tmp_path):
 # ---- a short run -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_short_run_on_a_tiny_model(tiny_dir, tmp_path, private_cache):
     for name, rows in (("forget", FORGET), ("retain", RETAIN)):
         (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -30,7 +30,8 @@ PER_PROCESS_BATCH = 2
 # update linear in the gradient (Adam's first steps amplify float noise in near-zero gradients).
 TOLERANCE = 1e-4
 
-pytestmark = pytest.mark.skipif(shutil.which("accelerate", path=str(BIN)) is None, reason="accelerate CLI missing")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("accelerate", path=str(BIN)) is None, reason="accelerate CLI missing")]
 
 
 def equal_length_rows(file: str, tokenizer) -> list[dict]:
