@@ -7,8 +7,12 @@ from unlearn_studio.core.errors import UserError
 
 #: canonical column -> common source names, best first (matched case-insensitively).
 ALIASES: dict[str, tuple[str, ...]] = {
-    "question": ("question", "prompt", "instruction", "input", "query"),
-    "answer": ("answer", "response", "output", "completion", "target"),
+    "question": ("question", "prompt", "instruction", "input", "query", "prefix"),
+    "answer": ("answer", "response", "output", "completion", "target", "gt", "continuation"),
+    # Alpaca's input (Dolly's context): joined into the prompt after the instruction.
+    "input": ("input", "context"),
+    # A conversation: the last assistant turn is the answer (core/data/chat.py).
+    "messages": ("messages", "conversations", "conversation"),
     "text": ("text", "content", "document", "passage"),
     "choices": ("choices", "options"),
     "label": ("label", "answer_index", "correct"),
@@ -18,10 +22,22 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 CANONICAL = tuple(ALIASES)
 
+#: How rows are laid out in the file; the template "auto" follows it (a completion is not a question).
+LAYOUTS = {
+    "qa": "question/answer pairs",
+    "chat": "conversations: the last assistant turn is the answer, the turns before it the prompt",
+    "alpaca": "instruction, input and output: the input is joined into the prompt after the instruction",
+    "completion": "a text and its continuation (MUSE verbmem): the loss is on the continuation only",
+    "mcq": "multiple-choice questions",
+    "text": "plain text documents",
+}
+# Source columns that hold a continuation of a text rather than an answer to a question.
+_CONTINUATIONS = ("gt", "continuation")
+
 #: Columns each kind needs, and the optional ones it keeps.
 REQUIRED = {"qa": ("question", "answer"), "text": ("text",), "mcq": ("question", "choices", "label")}
 OPTIONAL = {
-    "qa": ("paraphrased_question", "paraphrased_answer", "wrong_answers"),
+    "qa": ("input", "messages", "paraphrased_question", "paraphrased_answer", "wrong_answers"),
     "text": (),
     "mcq": (),
 }
@@ -87,6 +103,7 @@ def resolve_columns(
     mapping = detect_columns(c for c in present if c not in explicit.values())
     mapping = {c: s for c, s in mapping.items() if c not in explicit}
     mapping.update(explicit)
+    _prefer_one_qa_source(mapping, explicit)
     # Multiple-choice files often keep the correct index in "answer" (MMLU and friends).
     if "mcq" in role.kinds and "choices" in mapping and "label" not in mapping and "answer" in mapping \
             and "answer" not in explicit:
@@ -101,8 +118,24 @@ def resolve_columns(
     return kind, {c: mapping[c] for c in wanted if c in mapping}, warnings
 
 
+def _prefer_one_qa_source(mapping: dict[str, str], explicit: dict[str, str]) -> None:
+    """A conversation column and question/answer columns are two sources of the same row: the
+    one the user mapped wins, else the conversation (UltraChat's "prompt" column only repeats
+    its first user turn)."""
+    if "messages" not in mapping:
+        return
+    if {"question", "answer"} & explicit.keys() and "messages" not in explicit:
+        del mapping["messages"]
+    else:
+        for column in ("question", "answer", "input"):
+            if column not in explicit:
+                mapping.pop(column, None)
+
+
 def _choose_kind(mapping: dict, explicit: dict, role: Role, present: list[str], file: str) -> str:
     def complete(kind: str) -> bool:
+        if kind == "qa" and "messages" in mapping:
+            return True  # question and answer come from the conversation
         return all(column in mapping for column in REQUIRED[kind])
 
     # An explicit text mapping without question/answer means the user wants text rows.
@@ -122,3 +155,24 @@ def _choose_kind(mapping: dict, explicit: dict, role: Role, present: list[str], 
         f"Map the columns explicitly, e.g. --column {example}=<column> "
         f"(recognised names for {example}: {', '.join(ALIASES[example])}).",
     )
+
+
+def layout_of(kind: str, mapping: dict[str, str]) -> str:
+    """The layout of rows of ``kind`` read through ``mapping`` (one of LAYOUTS)."""
+    if kind != "qa":
+        return kind
+    if "messages" in mapping:
+        return "chat"
+    if "input" in mapping:
+        return "alpaca"
+    if mapping.get("answer", "").lower() in _CONTINUATIONS or mapping.get("question", "").lower() == "prefix":
+        return "completion"
+    return "qa"
+
+
+def multiple_choice_columns(present: Iterable[str]) -> dict[str, str] | None:
+    """The question/choices/answer columns of a multiple-choice file, or None when it is not one."""
+    found = detect_columns(present)
+    if "choices" in found and "question" in found and ({"answer", "label"} & found.keys()):
+        return found
+    return None

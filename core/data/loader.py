@@ -4,9 +4,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unlearn_studio.core.data.columns import resolve_columns
+from unlearn_studio.core.data.columns import layout_of, multiple_choice_columns, resolve_columns
 from unlearn_studio.core.data.formats import detect_format, normalize_format, read_file, split_path
-from unlearn_studio.core.data.roles import get_role
+from unlearn_studio.core.data.roles import ROLES, Role, get_role
+from unlearn_studio.core.data.templates import resolve_template
 from unlearn_studio.core.data.validate import RowError, ValidationReport, normalize_row
 from unlearn_studio.core.errors import UserError
 
@@ -26,10 +27,16 @@ class LoadedData:
     report: ValidationReport
     columns_present: list[str] = field(default_factory=list)
     n_read: int = 0  # rows read from the file, bad ones included
+    layout: str = ""  # one of columns.LAYOUTS; the kind when not given
     n_rows: int = field(init=False)
 
     def __post_init__(self):
         self.n_rows = len(self.rows)
+        self.layout = self.layout or self.kind
+
+    def template(self, requested: str, tokenizer=None) -> str:
+        """The concrete template for these rows ("auto" follows the layout and the tokenizer)."""
+        return resolve_template(requested, self.kind, tokenizer, layout=self.layout)
 
     @property
     def columns_ignored(self) -> list[str]:
@@ -73,6 +80,7 @@ def load_dataset_file(
             "Pick a file that contains data, or check that it was saved completely.",
         )
     kind, mapping, warnings = resolve_columns(result.columns, columns, role_spec, name)
+    warnings += _role_misfit_warnings(result.columns, kind, mapping, role_spec, name)
 
     report = ValidationReport(warnings=warnings, notes=list(result.notes))
     rows: list[dict] = []
@@ -97,7 +105,25 @@ def load_dataset_file(
     return LoadedData(
         path=name, role=role, kind=kind, format=fmt, columns_used=mapping, rows=rows,
         report=report, columns_present=list(result.columns), n_read=len(result.records),
+        layout=layout_of(kind, mapping),
     )
+
+
+def _role_misfit_warnings(present: list[str], kind: str, mapping: dict[str, str], role: Role,
+                          name: str) -> list[str]:
+    """A multiple-choice file (WMDP, MMLU) read as question/answer rows trains on the answer index."""
+    found = multiple_choice_columns(present)
+    if kind != "qa" or found is None:
+        return []
+    label = found.get("label") or found["answer"]
+    if mapping.get("answer") != label:
+        return []  # the answer comes from another column the user chose
+    fits = [other.name for other in ROLES.values() if "mcq" in other.kinds]
+    return [f"{name} holds multiple-choice questions (columns {found['question']}, {found['choices']}, "
+            f"{label}), but the '{role.name}' role reads {kind} rows: the answer trained on would be the "
+            f"'{label}' column (an index such as 0), not the text of a choice. Multiple-choice files "
+            f"fit the {' or '.join(repr(f) for f in fits)} role (a concept test before and after "
+            f"unlearning); give '{role.name}' question/answer or text rows"]
 
 
 def _quality_warnings(rows: list[dict], kind: str, mapping: dict[str, str]) -> list[str]:

@@ -4,6 +4,7 @@ import string
 import warnings as _warnings
 from dataclasses import dataclass
 
+from unlearn_studio.core.data.chat import chat_messages, question_with_history
 from unlearn_studio.core.errors import UserError
 
 IGNORE_INDEX = -100  # label value that the loss ignores (torch's CrossEntropyLoss default)
@@ -13,14 +14,18 @@ USER_ASSISTANT_TEMPLATE = "<|user|>\n{question}\n<|assistant|>\n{answer}"
 
 #: template name -> what it does (shown in CLI help and the data page).
 TEMPLATES = {
-    "auto": "chat template when the tokenizer has one and rows are question/answer; "
-            "else qa for question/answer rows and raw for text rows",
+    "auto": "completion for a text and its continuation (MUSE verbmem); else the chat template when the "
+            "tokenizer has one and rows are question/answer; else qa for question/answer rows and raw for text rows",
     "qa": QA_TEMPLATE.replace("\n", "\\n"),
     "chat": "the tokenizer's own chat template (user and assistant messages)",
     "user-assistant": USER_ASSISTANT_TEMPLATE.replace("\n", "\\n"),
+    "completion": "the question as a text prefix, the answer its continuation: {question}{answer}, "
+                  "the loss on the continuation only",
     "raw": "the text as it is (text rows only)",
 }
-_FORMAT_STRINGS = {"qa": QA_TEMPLATE, "user-assistant": USER_ASSISTANT_TEMPLATE}
+_FORMAT_STRINGS = {"qa": QA_TEMPLATE, "user-assistant": USER_ASSISTANT_TEMPLATE, "completion": "{question}{answer}"}
+# Stands in for the answer when rendering a chat prompt: plain letters pass any template's filters.
+_ANSWER_MARK = "UnlearnStudioAnswerMark"
 
 
 class TruncationWarning(UserWarning):
@@ -38,18 +43,23 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def resolve_template(template: str, kind: str, tokenizer=None) -> str:
-    """The concrete template for rows of ``kind`` ("auto" decided; misfits raise UserError)."""
+def resolve_template(template: str, kind: str, tokenizer=None, *, layout: str | None = None) -> str:
+    """The concrete template for rows of ``kind`` ("auto" decided; misfits raise UserError).
+
+    ``layout`` (LoadedData.layout) lets "auto" tell a text and its continuation (completion) from
+    a question and its answer."""
     if template not in TEMPLATES:
         raise UserError(f"Unknown prompt template '{template}'.", f"Use one of: {', '.join(TEMPLATES)}.")
     if template == "auto":
         if kind == "text":
             return "raw"
+        if layout == "completion":
+            return "completion"
         return "chat" if has_chat_template(tokenizer) else "qa"
     if template == "raw" and kind != "text":
         raise UserError(
             f"The raw template is for text rows, but these rows are {kind} rows.",
-            "Use --template auto, qa, chat or user-assistant for question/answer data.",
+            "Use --template auto, qa, chat, user-assistant or completion for question/answer data.",
         )
     if template != "raw" and kind == "text":
         raise UserError(
@@ -74,19 +84,35 @@ def question_and_answer(row: dict) -> tuple[str, str]:
     return row["question"], row["answer"]
 
 
-def format_prompt(question: str, template: str, tokenizer=None) -> str:
+def format_prompt(question: str, template: str, tokenizer=None, *, history: list[dict] | None = None) -> str:
     """The prompt a model is given to answer ``question`` (for generation and evaluation).
 
     It matches the prompt part used in training; trailing spaces are left off so that the
     model produces the answer's first token with its leading space, as it saw it in training.
+    ``history`` holds a conversation's earlier turns (a chat row's "history").
     """
     template = resolve_template(template, "qa", tokenizer)
+    row = {"question": question, "history": history or []}
     if template == "chat":
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
-        )
+        return chat_prompt(chat_messages(row), tokenizer)
     prefix = _FORMAT_STRINGS[template].split("{answer}")[0]
-    return prefix.format(question=question).rstrip(" ")
+    return prefix.format(question=question_with_history(row)).rstrip(" ")
+
+
+def chat_prompt(messages: list[dict], tokenizer) -> str:
+    """What the chat template writes before the assistant's answer to ``messages``.
+
+    This is the text before the answer in a rendered conversation, not the template's bare
+    generation prompt: templates such as Qwen3's put an empty ``<think></think>`` block before
+    every answer they render, and a prompt that lacks it would not be the one trained on.
+    """
+    marked = tokenizer.apply_chat_template(
+        [*messages, {"role": "assistant", "content": _ANSWER_MARK}], tokenize=False
+    )
+    at = marked.find(_ANSWER_MARK)
+    if at >= 0:
+        return marked[:at]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 @dataclass(frozen=True)
@@ -107,23 +133,25 @@ def render(row: dict, template: str, tokenizer=None) -> Rendered:
         return Rendered(text, 0, len(text), False, True)
     question, answer = question_and_answer(row)
     if template == "chat":
-        user = [{"role": "user", "content": question}]
-        prompt = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+        messages = chat_messages({**row, "question": question})
+        prompt = chat_prompt(messages, tokenizer)
         full = tokenizer.apply_chat_template(
-            user + [{"role": "assistant", "content": answer}], tokenize=False
+            [*messages, {"role": "assistant", "content": answer}], tokenize=False
         )
         if full.startswith(prompt):
             start = len(prompt)
         else:
-            # Some templates render history differently from the generation prompt.
+            # The answer changed how the template renders the turn (it rewrites some contents).
             found = full.rfind(answer)
             start = found if found >= 0 else _common_prefix(prompt, full)
         # The assistant turn's closing tokens are trained too; trailing whitespace is not.
         return Rendered(full, start, len(full.rstrip()), True, False)
     prefix, suffix = _FORMAT_STRINGS[template].split("{answer}")
+    question = question_with_history({**row, "question": question})
     prompt = prefix.format(question=question)
     full = prompt + answer + suffix.format(question=question)
-    return Rendered(full, len(prompt), len(prompt) + len(answer), False, True)
+    # A continuation is not the end of a text: no EOS is trained after it.
+    return Rendered(full, len(prompt), len(prompt) + len(answer), False, template != "completion")
 
 
 def _common_prefix(a: str, b: str) -> int:

@@ -1,11 +1,12 @@
 """Row-level validation: turn raw records into canonical rows, and report what is wrong."""
 
-import json
 import string
 from dataclasses import dataclass, field
 
+from unlearn_studio.core.data.chat import BadConversation, conversation_row
 from unlearn_studio.core.data.columns import OPTIONAL, REQUIRED
 from unlearn_studio.core.data.formats import Origin
+from unlearn_studio.core.data.literals import NotAList, looks_like_list, parse_list_text
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,13 @@ def normalize_row(
     """
     row: dict = {}
     errors: list[RowError] = []
+    from_conversation = kind == "qa" and "messages" in mapping
     for canonical in REQUIRED[kind] + OPTIONAL[kind]:
-        if canonical not in mapping:
+        if canonical not in mapping or (from_conversation and canonical in ("question", "answer")):
             continue
         source = mapping[canonical]
         named = canonical if source == canonical else f"{canonical} (column '{source}')"
-        required = canonical in REQUIRED[kind]
+        required = canonical in REQUIRED[kind] or canonical == "messages"
         if source not in values:
             if required:
                 errors.append(RowError(origin, f"missing column {named}"))
@@ -74,13 +76,15 @@ def normalize_row(
                 row[canonical] = [] if canonical == "wrong_answers" else None
             continue
         try:
-            if canonical == "choices":
+            if canonical == "messages":
+                row.update(_conversation(values[source]))
+            elif canonical == "choices":
                 row[canonical] = _choices(values[source])
             elif canonical == "label":
                 continue  # needs the choices; handled below
             elif canonical == "wrong_answers":
                 row[canonical] = _string_list(values[source])
-            elif required:
+            elif canonical in REQUIRED[kind]:
                 row[canonical] = _text(values[source])
             else:
                 row[canonical] = _optional_text(values[source])
@@ -93,6 +97,9 @@ def normalize_row(
             errors.append(RowError(origin, f"label (column '{mapping['label']}'): {exc}"))
     if errors:
         return None, errors
+    context = row.pop("input", None)
+    if context:
+        row["question"] = f"{row['question']}\n\n{context}"
     row["_origin"] = origin
     return row, []
 
@@ -114,19 +121,26 @@ def _optional_text(value) -> str | None:
     return _text(value)
 
 
-def _maybe_json_list(value):
-    """CSV cells hold lists as JSON text; decode them when they look like one."""
-    if isinstance(value, str) and value.strip().startswith("["):
+def _maybe_list_text(value):
+    """CSV cells hold lists as text (JSON, or the Python/NumPy repr pandas writes); read them
+    when they look like one, literals only."""
+    if looks_like_list(value):
         try:
-            decoded = json.loads(value)
-        except json.JSONDecodeError:
-            raise _Invalid("looks like a JSON list but is not valid JSON") from None
-        return decoded
+            return parse_list_text(value)
+        except NotAList as exc:
+            raise _Invalid(str(exc)) from None
     return value
 
 
+def _conversation(value) -> dict:
+    try:
+        return conversation_row(value)
+    except BadConversation as exc:
+        raise _Invalid(f"the conversation {exc}") from None
+
+
 def _choices(value) -> list[str]:
-    value = _maybe_json_list(value)
+    value = _maybe_list_text(value)
     if not isinstance(value, (list, tuple)):
         raise _Invalid(f"wrong type: expected a list of at least 2 strings, found {_type_name(value)}")
     if len(value) < 2:
@@ -140,7 +154,7 @@ def _choices(value) -> list[str]:
 def _string_list(value) -> list[str]:
     if value is None:
         return []
-    value = _maybe_json_list(value)
+    value = _maybe_list_text(value)
     if isinstance(value, str):
         return [value] if value.strip() else []
     if not isinstance(value, (list, tuple)):

@@ -177,7 +177,10 @@ def test_auto_detects_instruction_response(tmp_path):
 
 def test_detection_prefers_exact_then_case_insensitive_names():
     assert detect_columns(["Prompt", "Completion"]) == {"question": "Prompt", "answer": "Completion"}
-    assert detect_columns(["input", "instruction", "output"]) == {"question": "instruction", "answer": "output"}
+    # Alpaca: the instruction is the question and the input goes with it (joined into the prompt).
+    assert detect_columns(["input", "instruction", "output"]) == \
+        {"question": "instruction", "answer": "output", "input": "input"}
+    assert detect_columns(["input", "output"]) == {"question": "input", "answer": "output"}
 
 
 def test_explicit_mapping_overrides(tmp_path):
