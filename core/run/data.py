@@ -17,7 +17,6 @@ from unlearn_studio.core.data import (
     collate,
     load_dataset_file,
     pad_token_id_for,
-    resolve_template,
     tokenize_rows,
 )
 from unlearn_studio.core.data.loader import LoadedData
@@ -62,7 +61,7 @@ def load_roles(config: RunConfig, roles: list[str]) -> dict[str, RoleData]:
 def tokenize_roles(config: RunConfig, data: dict[str, RoleData], tokenizer) -> None:
     """Tokenize every role with its own template (resolved for its kind of rows)."""
     for role, item in data.items():
-        item.template = resolve_template(config.data[role].template, item.loaded.kind, tokenizer)
+        item.template = item.loaded.template(config.data[role].template, tokenizer)
         item.examples, item.truncated = tokenize_rows(
             item.loaded.rows, item.template, tokenizer, config.training.max_length
         )
