@@ -9,6 +9,7 @@ device) raises ``UserError`` naming the path and what to do, before anything is 
 from __future__ import annotations
 
 import json
+import pickle
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,16 +22,22 @@ import transformers
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from safetensors import SafetensorError
 from torch import nn
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING,
+    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+)
 from transformers.pytorch_utils import Conv1D
 
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.model.adapter_files import PICKLE_FIX, check_adapter_fits
 from unlearn_studio.core.model.building import building_models
+from unlearn_studio.core.model.lora_plan import plan_lora
 from unlearn_studio.core.model.lora_targets import (
     LayerSelection,
+    discover_expert_roles,
     discover_roles,
     find_decoder_layers,
-    find_lora_targets,
     layer_module_pattern,
 )
 
@@ -63,6 +70,7 @@ class ModelFacts:
     device: str  # "cpu", "cuda", "mps"; for describe_model_folder, where load_model would put it
     lora_targets: dict[str, list[str]] = field(default_factory=dict)  # role -> module-name suffixes
     layer_module_pattern: str = ""  # e.g. "model.layers.{i}"
+    expert_targets: dict[str, list[str]] = field(default_factory=dict)  # role -> 3-D expert weight suffixes
 
 
 @dataclass
@@ -182,11 +190,28 @@ def _load_local_config(source: str, folder: Path, trust_remote_code: bool) -> tr
 
 
 def _check_causal_lm(config: transformers.PretrainedConfig, source: str, trust_remote_code: bool) -> None:
+    """Refuse, from the config alone, a model that is not a decoder-only causal LM.
+
+    transformers gives encoders (BERT, RoBERTa, ELECTRA, ...) and the decoders of seq2seq families
+    (BART, mBART, ...) a ForCausalLM class too, but those are not language models that continue a
+    text: the encoders read a whole text at once and fill in masked words, and a seq2seq decoder
+    answers an encoder's input. A model type that also has a masked-LM or a seq2seq head is one
+    of those.
+    """
+    needed = "Choose a decoder-only causal LM such as llama, mistral, qwen2, gemma, phi, gpt2, gpt_neox or opt"
+    model_type = config.model_type
+    if getattr(config, "is_encoder_decoder", False) or model_type in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+        raise UserError(f"Model '{source}' (model_type '{model_type}') is an encoder-decoder (seq2seq) model: it "
+                        "writes an output for a separate input, and Unlearn Studio unlearns from models that "
+                        "continue a text", needed)
+    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        raise UserError(f"Model '{source}' (model_type '{model_type}') is an encoder: it reads a whole text at "
+                        "once and fills in masked words, even with a language-model head on top; Unlearn Studio "
+                        "unlearns from models that continue a text", needed)
     remote = trust_remote_code and "AutoModelForCausalLM" in (getattr(config, "auto_map", None) or {})
     if not remote and type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
         raise UserError(
-            f"Model '{source}' (model_type '{config.model_type}') is not a causal language model",
-            "Choose a decoder-only causal LM such as llama, mistral, qwen2, gpt2, gpt_neox, opt or phi",
+            f"Model '{source}' (model_type '{model_type}') is not a causal language model", needed,
         )
 
 
@@ -280,6 +305,7 @@ def model_facts(model: nn.Module, *, dtype: str | None = None, device: str | Non
         device=device or first.device.type,
         lora_targets=discover_roles(model),
         layer_module_pattern=layer_module_pattern(model),
+        expert_targets=discover_expert_roles(model),
     )
 
 
@@ -364,7 +390,17 @@ def load_model(
                 local_files_only=local_only,
                 trust_remote_code=trust_remote_code,
             )
+    except pickle.UnpicklingError:
+        raise UserError(
+            f"The weights of model '{source}' are a pickle (pytorch_model.bin) that holds more than tensors, so "
+            "they were not opened: a pickle can run any code when it is loaded",
+            "Use the model's safetensors weights (model.safetensors), or, where you trust their source, load the "
+            "model once with transformers and save it again with save_pretrained (which writes safetensors)",
+        ) from None
     except (OSError, SafetensorError, RuntimeError) as exc:
+        if "weights_only" in str(exc):  # torch's advice to load unsafely is never passed on
+            raise UserError(f"The weights of model '{source}' could not be read safely",
+                            "Use the model's safetensors weights (model.safetensors)") from None
         raise UserError(
             f"Could not load the weights of model '{source}': {exc}",
             "Check that the weight files are complete and match config.json, "
@@ -395,40 +431,72 @@ def attach_lora(
 ) -> PeftModel:
     """Wrap ``model`` in a PeftModel with LoRA on ``roles`` in ``layers``; base weights frozen.
 
-    ``roles`` and ``layers`` are as in ``find_lora_targets`` (None = every role / every layer).
-    The targets are passed to peft as exact full module names; peft matches list entries by
-    name or dot-suffix, and a full name is a suffix only of itself, so nothing else is wrapped.
+    ``roles`` and ``layers`` are as in ``plan_lora`` (None or "auto" = every role the model has;
+    None = every layer); the returned model carries the plan as ``lora_plan`` (its ``summary()``
+    says what is adapted). The targets are passed to peft as exact full names (modules, and the
+    3-D expert weights of mixture-of-experts layers as target_parameters); peft matches list entries
+    by name or dot-suffix, and a full name is a suffix only of itself, so nothing else is wrapped.
     gpt2-style Conv1D modules store their weight transposed, hence fan_in_fan_out=True for them.
     """
     if r < 1:
         raise UserError(f"LoRA rank r={r} is too small", "Use a rank of 1 or more (8 is a good start)")
     if not 0.0 <= dropout < 1.0:
         raise UserError(f"LoRA dropout {dropout} is out of range", "Use a dropout between 0 and 1 (0 is common)")
-    targets = find_lora_targets(model, roles=roles, layers=layers)
+    plan = plan_lora(model, roles, layers, dropout=dropout)
     modules = dict(model.named_modules())
-    fan_in_fan_out = any(isinstance(modules[name], Conv1D) for name in targets)
+    fan_in_fan_out = any(isinstance(modules[name], Conv1D) for name in plan.modules)
+    targets = {"target_parameters": plan.parameters} if plan.parameters else {}
     config = LoraConfig(
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=targets,
+        target_modules=plan.modules,
         fan_in_fan_out=fan_in_fan_out,
         task_type=TaskType.CAUSAL_LM,
+        **targets,
     )
     with _quiet_peft(), building_models():
-        return get_peft_model(model, config, adapter_name=adapter_name)
+        wrapped = get_peft_model(model, config, adapter_name=adapter_name)
+    wrapped.lora_plan = plan
+    return wrapped
 
 
 def load_adapter(model: nn.Module, adapter_dir: str | Path, *, adapter_name: str = "default") -> PeftModel:
-    """``PeftModel.from_pretrained``: the saved LoRA adapter on ``model``, frozen, for inference."""
-    with _quiet_peft(), building_models():
+    """``PeftModel.from_pretrained``: the saved LoRA adapter on ``model``, frozen, for inference.
+
+    The folder is checked first (see adapter_files.check_adapter_fits): a pickle that holds more than
+    tensors, weights that are not a mapping, or an adapter of another base model is a UserError."""
+    check_adapter_fits(model, adapter_dir)
+    with _quiet_peft(), building_models(), _adapter_errors(adapter_dir):
         return PeftModel.from_pretrained(model, str(adapter_dir), adapter_name=adapter_name)
 
 
 def add_adapter(model: PeftModel, adapter_dir: str | Path, *, adapter_name: str) -> None:
     """Load one more saved adapter onto ``model`` under ``adapter_name`` (not made active)."""
-    with _quiet_peft(), building_models():
+    check_adapter_fits(model, adapter_dir)
+    with _quiet_peft(), building_models(), _adapter_errors(adapter_dir):
         model.load_adapter(str(adapter_dir), adapter_name=adapter_name)
+
+
+@contextmanager
+def _adapter_errors(adapter_dir: str | Path) -> Iterator[None]:
+    """PEFT's own failures on a folder that passed the checks (weights of expert parameters that do
+    not fit, a config it cannot read) as one message; never torch's advice to unpickle unsafely."""
+    try:
+        yield
+    except pickle.UnpicklingError:
+        raise UserError(f"The adapter in {adapter_dir} is a pickle that holds more than tensors, so it was not "
+                        "opened: a pickle can run any code when it is loaded", PICKLE_FIX) from None
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+        text = str(exc)
+        if "size mismatch" in text:
+            raise UserError(f"The adapter in {adapter_dir} does not fit this model: its weights have other shapes "
+                            "than the model's; it was trained on a different base model",
+                            "Use an adapter trained on this base model") from None
+        if "weights_only" in text or "Unpickl" in text:
+            raise UserError(f"The adapter weights in {adapter_dir} could not be read safely", PICKLE_FIX) from None
+        raise UserError(f"PEFT could not load the adapter in {adapter_dir}: {type(exc).__name__}: {text}",
+                        "Check that the folder is a complete LoRA adapter saved with save_pretrained") from None
 
 
 @contextmanager

@@ -10,6 +10,12 @@ most architectures that reuse those names.
 Fused projections serve several roles: gpt2's ``c_attn`` and gpt_neox's ``query_key_value`` are
 q, k and v at once, so asking for any of those roles targets the whole fused module.
 
+Mixture-of-experts layers keep every expert's projection in one 3-D parameter
+(``mlp.experts.gate_up_proj``: experts x out x in). Those are not modules: they fill the gate, up
+and down roles as *expert parameters*, which PEFT adapts with ``target_parameters`` (see
+core/model/lora_plan.py for when it can). The roles "auto" (or none given) mean every role the
+model has.
+
 Layer selections (see ``resolve_layers``) are inclusive and 0-based, like the papers.
 """
 
@@ -41,6 +47,15 @@ ROLE_CANDIDATES: dict[str, tuple[str, ...]] = {
     "up": ("up_proj", "gate_up_proj", "mlp.c_fc", "dense_h_to_4h", "fc1", "fc_in", "w3"),
     "down": ("down_proj", "mlp.c_proj", "dense_4h_to_h", "fc2", "fc_out", "w2"),
 }
+
+# Expert weights stored as one 3-D parameter per projection (experts x out x in), matched like the
+# module candidates against the parameter's name relative to its decoder layer.
+EXPERT_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "gate": ("experts.gate_up_proj", "experts.gate_proj"),
+    "up": ("experts.gate_up_proj", "experts.up_proj"),
+    "down": ("experts.down_proj",),
+}
+AUTO = "auto"  # as roles: every role the model has
 
 # Module types LoRA can wrap. gpt2 uses transformers' Conv1D (weights stored transposed);
 # peft handles it with fan_in_fan_out=True, which attach_lora sets.
@@ -108,6 +123,49 @@ def _role_matches(layer: nn.Module) -> dict[str, list[tuple[str, str]]]:
     return found
 
 
+def _expert_matches(layer: nn.Module) -> dict[str, list[tuple[str, str]]]:
+    """Per role, the (relative parameter name, matching candidate) pairs of 3-D expert weights.
+
+    PEFT's wrappers put "base_layer." into the names of the parameters they wrap; it is left out,
+    so that a wrapped layer shows the names of the original one."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for rel_name, param in layer.named_parameters():
+        if param.ndim != 3:
+            continue
+        name = rel_name.replace("base_layer.", "")
+        for role, candidates in EXPERT_CANDIDATES.items():
+            for candidate in candidates:
+                if _matches(name, candidate):
+                    found.setdefault(role, []).append((name, candidate))
+                    break
+    return found
+
+
+def discover_expert_roles(model: nn.Module) -> dict[str, list[str]]:
+    """Like ``discover_roles``, for the 3-D expert weights of mixture-of-experts layers."""
+    _, layers = find_decoder_layers(model)
+    suffixes: dict[str, set[str]] = {}
+    for layer in layers:
+        for role, pairs in _expert_matches(layer).items():
+            suffixes.setdefault(role, set()).update(candidate for _, candidate in pairs)
+    return {role: [c for c in EXPERT_CANDIDATES[role] if c in suffixes[role]]
+            for role in ROLES if role in suffixes}
+
+
+def find_expert_parameters(model: nn.Module, roles: Iterable[str], layers: LayerSelection = None) -> list[str]:
+    """Full names of the 3-D expert weights that fill ``roles`` in the selected ``layers``
+    (``roles`` already checked), e.g. ``["model.layers.0.mlp.experts.gate_up_proj", ...]``."""
+    layers_name, layer_list = find_decoder_layers(model)
+    prefix = f"{layers_name}." if layers_name else ""
+    names: list[str] = []
+    for i in resolve_layers(layers, len(layer_list)):
+        matches = _expert_matches(layer_list[i])
+        for role in ROLES:
+            if role in roles:
+                names += [f"{prefix}{i}.{rel}" for rel, _ in matches.get(role, [])]
+    return list(dict.fromkeys(names))
+
+
 def discover_roles(model: nn.Module) -> dict[str, list[str]]:
     """Map each role found in the model to the module-name suffixes that fill it.
 
@@ -126,17 +184,32 @@ def discover_roles(model: nn.Module) -> dict[str, list[str]]:
     }
 
 
-def _check_roles(roles: Iterable[str] | None, available: dict[str, list[str]], model: nn.Module) -> list[str]:
+def is_auto(roles: Iterable[str] | str | None) -> bool:
+    """Whether ``roles`` asks for every role the model has (None, "auto" or ["auto"])."""
     if roles is None:
-        return [r for r in ROLES if r in available]
+        return True
+    if isinstance(roles, str):
+        roles = [r.strip() for r in roles.split(",") if r.strip()]
+    return list(roles) == [AUTO]
+
+
+def check_roles(roles: Iterable[str] | str | None, available: Iterable[str], model: nn.Module) -> list[str]:
+    """The roles asked for, in table order; "auto" gives every role in ``available``. An explicit
+    list is strict: a role the model lacks raises UserError naming the roles it has."""
+    available = [r for r in ROLES if r in set(available)]
+    if is_auto(roles):
+        return available
     if isinstance(roles, str):
         roles = [r.strip() for r in roles.split(",") if r.strip()]
     roles = list(dict.fromkeys(roles))
+    if AUTO in roles:
+        raise UserError(f"LoRA roles {', '.join(roles)} mix \"auto\" with named roles",
+                        'Use roles = ["auto"] (every projection the model has) or name the roles alone')
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
         raise UserError(
             f"Unknown LoRA role(s): {', '.join(unknown)}",
-            f"Use roles from: {', '.join(ROLES)}",
+            f"Use roles from: {', '.join(ROLES)}, or \"auto\" for every one the model has",
         )
     missing = [r for r in roles if r not in available]
     if missing:
@@ -147,7 +220,7 @@ def _check_roles(roles: Iterable[str] | None, available: dict[str, list[str]], m
         )
     if not roles:
         raise UserError("No LoRA roles were chosen", f"Choose at least one of: {', '.join(available)}")
-    return roles
+    return [r for r in ROLES if r in roles]
 
 
 def find_lora_targets(
@@ -157,13 +230,14 @@ def find_lora_targets(
 ) -> list[str]:
     """Full names of the modules that fill ``roles`` in the selected ``layers``.
 
-    ``roles`` is a subset of ``ROLES`` (a list or "q,v"); None means every role the model has.
-    A role the model lacks raises UserError listing the roles found. ``layers`` is any selection
-    ``resolve_layers`` accepts. Names come out in model order without duplicates (a fused qkv
-    module appears once), e.g. ``["model.layers.4.self_attn.q_proj", ...]``.
+    ``roles`` is a subset of ``ROLES`` (a list or "q,v"); None or "auto" means every role the
+    model has. A role the model lacks raises UserError listing the roles found; a role that only
+    3-D expert weights fill (see ``find_expert_parameters``) adds no module here. ``layers`` is any
+    selection ``resolve_layers`` accepts. Names come out in model order without duplicates (a fused
+    qkv module appears once), e.g. ``["model.layers.4.self_attn.q_proj", ...]``.
     """
     layers_name, layer_list = find_decoder_layers(model)
-    chosen = _check_roles(roles, discover_roles(model), model)
+    chosen = check_roles(roles, [*discover_roles(model), *discover_expert_roles(model)], model)
     indices = resolve_layers(layers, len(layer_list))
     prefix = f"{layers_name}." if layers_name else ""
     names: list[str] = []

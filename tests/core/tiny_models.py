@@ -19,6 +19,12 @@ import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 TINY_ARCHS = ("llama", "mistral", "qwen2", "gpt2", "gpt_neox", "opt", "phi")
+# More dense families, and mixture-of-experts models whose experts are 3-D weights.
+MORE_ARCHS = ("qwen3", "gemma2", "phi3", "falcon", "bloom", "gptj")
+MOE_ARCHS = ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe")
+# Not causal LMs: the loader refuses them (an encoder with an LM head, and a seq2seq model).
+NOT_CAUSAL = ("bert", "t5")
+ALL_ARCHS = TINY_ARCHS + MORE_ARCHS + MOE_ARCHS
 
 HIDDEN = 32
 N_LAYERS = 2
@@ -107,13 +113,42 @@ def _config(arch: str, vocab_size: int, bos: int, eos: int) -> transformers.Pret
             hidden_size=HIDDEN, intermediate_size=INTERMEDIATE, num_hidden_layers=N_LAYERS,
             num_attention_heads=N_HEADS, max_position_embeddings=MAX_POSITIONS, **common,
         )
-    raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {', '.join(TINY_ARCHS)}")
+    experts = {"num_experts": 4, "num_experts_per_tok": 2}
+    configs = {
+        "qwen3": lambda: transformers.Qwen3Config(head_dim=HIDDEN // N_HEADS, **llama_like),
+        "gemma2": lambda: transformers.Gemma2Config(head_dim=HIDDEN // N_HEADS, query_pre_attn_scalar=8,
+                                                     sliding_window=MAX_POSITIONS, **llama_like),
+        "phi3": lambda: transformers.Phi3Config(**llama_like),
+        "falcon": lambda: transformers.FalconConfig(
+            hidden_size=HIDDEN, num_hidden_layers=N_LAYERS, num_attention_heads=N_HEADS, **common),
+        "bloom": lambda: transformers.BloomConfig(hidden_size=HIDDEN, n_layer=N_LAYERS, n_head=N_HEADS, **common),
+        "gptj": lambda: transformers.GPTJConfig(n_embd=HIDDEN, n_layer=N_LAYERS, n_head=N_HEADS, n_inner=INTERMEDIATE,
+                                                rotary_dim=4, n_positions=MAX_POSITIONS, **common),
+        "mixtral": lambda: transformers.MixtralConfig(sliding_window=None, num_local_experts=4,
+                                                      num_experts_per_tok=2, **llama_like),
+        "qwen2_moe": lambda: transformers.Qwen2MoeConfig(
+            moe_intermediate_size=INTERMEDIATE // 2, shared_expert_intermediate_size=INTERMEDIATE,
+            decoder_sparse_step=1, **experts, **llama_like),
+        "qwen3_moe": lambda: transformers.Qwen3MoeConfig(
+            head_dim=HIDDEN // N_HEADS, moe_intermediate_size=INTERMEDIATE // 2, decoder_sparse_step=1,
+            **experts, **llama_like),
+        "olmoe": lambda: transformers.OlmoeConfig(**experts, **llama_like),
+        "bert": lambda: transformers.BertConfig(
+            hidden_size=HIDDEN, num_hidden_layers=N_LAYERS, num_attention_heads=N_HEADS,
+            intermediate_size=INTERMEDIATE, max_position_embeddings=MAX_POSITIONS, is_decoder=True, **common),
+        "t5": lambda: transformers.T5Config(
+            d_model=HIDDEN, d_ff=INTERMEDIATE, num_layers=N_LAYERS, num_heads=N_HEADS, d_kv=HIDDEN // N_HEADS,
+            decoder_start_token_id=bos, **common),
+    }
+    if arch in configs:
+        return configs[arch]()
+    raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {', '.join(ALL_ARCHS + NOT_CAUSAL)}")
 
 
 def build_tiny_model(arch: str, out_dir: Path, *, with_tokenizer: bool = True, seed: int = 0) -> Path:
     """Save a tiny random ``arch`` causal LM (and, by default, the tiny tokenizer) into ``out_dir``.
 
-    ``arch`` is one of ``TINY_ARCHS``. Returns ``out_dir``. The model's vocabulary size equals
+    ``arch`` is one of ``ALL_ARCHS`` (or ``NOT_CAUSAL``). Returns ``out_dir``. The model's vocabulary size equals
     the tokenizer's, so setting pad = eos needs no embedding resize.
     """
     out_dir = Path(out_dir)
@@ -121,7 +156,8 @@ def build_tiny_model(arch: str, out_dir: Path, *, with_tokenizer: bool = True, s
     tokenizer = build_tiny_tokenizer()
     config = _config(arch, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
     torch.manual_seed(seed)
-    model = transformers.AutoModelForCausalLM.from_config(config)
+    auto = transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder else transformers.AutoModelForCausalLM
+    model = auto.from_config(config)
     model.generation_config.pad_token_id = None
     model.save_pretrained(out_dir)
     if with_tokenizer:
