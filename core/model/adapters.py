@@ -29,18 +29,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.files import check_output_folder, write_dir_atomically
+from unlearn_studio.core.model.adapter_files import (
+    CONFIG_FILE,
+    KEY_PREFIX,
+    WEIGHTS_FILE,
+    load_adapter_weights,
+    read_adapter_config,
+)
 
 OPERATIONS = ("ext-sub", "subtraction", "addition", "negation")
-CONFIG_FILE = "adapter_config.json"
-WEIGHTS_FILE = "adapter_model.safetensors"
-LEGACY_WEIGHTS_FILE = "adapter_model.bin"  # older PEFT (and the Ext-Sub authors' adapters)
 PROVENANCE_FILE = "combination.json"  # what was combined, how; PEFT ignores it
-KEY_PREFIX = "base_model.model."
 _LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<which>[AB])\.weight$")
 # A row counts as zero when its norm is below this fraction of the largest norm its factors allow.
 ZERO_ROW_TOLERANCE = 1e-6
@@ -108,36 +110,13 @@ def _refuse_unsupported(config: dict[str, Any], where: Path) -> None:
                         "arithmetic cannot combine", "Use plain LoRA adapters (only lora_A and lora_B weights).")
 
 
-def _load_weights(folder: Path) -> dict[str, torch.Tensor]:
-    safetensors_path, legacy_path = folder / WEIGHTS_FILE, folder / LEGACY_WEIGHTS_FILE
-    try:
-        if safetensors_path.is_file():
-            return load_file(safetensors_path)
-        if legacy_path.is_file():
-            return torch.load(legacy_path, map_location="cpu", weights_only=True)
-    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
-        raise UserError(f"The adapter weights in {folder} cannot be read: {exc}",
-                        "Save the adapter again; the file looks damaged.") from exc
-    raise UserError(f"{folder} holds {CONFIG_FILE} but no {WEIGHTS_FILE}",
-                    "Point at the complete adapter folder that PEFT's save_pretrained wrote.")
-
-
 def read_adapter(path: str | os.PathLike) -> LoraAdapter:
     """A PEFT LoRA adapter folder as modules with their scaling folded into B (fp32)."""
     folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise UserError(f"The adapter folder {folder} does not exist", "Check the path of the adapter folder.")
-    try:
-        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{folder} is not a LoRA adapter folder (it has no {CONFIG_FILE})",
-                        "Point at the folder a training run saved its adapter to (it holds adapter_config.json)."
-                        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{folder / CONFIG_FILE} is not valid JSON: {exc}", "Save the adapter again.") from exc
+    config = read_adapter_config(folder)
     _refuse_unsupported(config, folder)
     factors: dict[str, dict[str, torch.Tensor]] = {}
-    for key, tensor in _load_weights(folder).items():
+    for key, tensor in load_adapter_weights(folder).items():
         match = _LORA_KEY.match(key)
         if match is None or tensor.ndim != 2:
             raise UserError(f"The adapter in {folder} holds a weight LoRA arithmetic cannot combine: {key}",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import build_tiny_model  # noqa: E402
-from tiny_tokenizer import build_tiny_tokenizer  # noqa: E402
+from tiny_models import build_tiny_model
+from tiny_tokenizer import build_tiny_tokenizer
 from transformers import AutoTokenizer
 
 from unlearn_studio.core.cli import data_check
@@ -246,8 +246,8 @@ def test_wmdp_choices_from_pandas_csv(tmp_path):
 def test_list_cells_are_read_as_literals_only(tmp_path):
     marker = tmp_path / "ran"
     path = tmp_path / "evil.csv"
-    path.write_text('question,choices,answer\nq,"[__import__(\'os\').system(\'touch {}\'), \'b\']",0\n'
-                    'q2,"[\'a\', \'b\']",1\n'.format(marker), encoding="utf-8")
+    path.write_text(f'question,choices,answer\nq,"[__import__(\'os\').system(\'touch {marker}\'), \'b\']",0\n'
+                    'q2,"[\'a\', \'b\']",1\n', encoding="utf-8")
     data = load_dataset_file(path, role="mcq", strict=False)
     assert not marker.exists()
     assert data.n_rows == 1 and data.rows[0]["choices"] == ["a", "b"]
@@ -373,11 +373,19 @@ def chat_models(tmp_path_factory, tokenizers):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["chat", "alpaca", "tofu-csv", "muse", "qwen3"])
 def test_short_run_on_each_layout(name, chat_models, tmp_path):
-    from unlearn_studio.core.project.config import DataSource, EvalConfig, LoraConfig, ModelConfig, RunConfig
-    from unlearn_studio.core.project.config import MethodConfig, OutputConfig, TrainingConfig
+    from unlearn_studio.core.project.config import (
+        DataSource,
+        EvalConfig,
+        LoraConfig,
+        MethodConfig,
+        ModelConfig,
+        OutputConfig,
+        RunConfig,
+        TrainingConfig,
+    )
     from unlearn_studio.core.run.runner import execute
 
-    path, role, tokenizer = layout_files(tmp_path)[name]
+    path, _, tokenizer = layout_files(tmp_path)[name]
     config = RunConfig(
         name=f"layout {name}", model=ModelConfig(path=str(chat_models[tokenizer]), device="cpu"),
         data={"forget": DataSource(str(path))}, method=MethodConfig("grad_ascent"),

@@ -273,8 +273,12 @@ def test_unreadable_config(tmp_path):
 
 def test_not_a_causal_lm(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "t5"}))
-    with pytest.raises(UserError, match="not a causal language model"):
+    with pytest.raises(UserError, match="encoder-decoder") as err:
         load_model(tmp_path)
+    assert "decoder-only causal LM" in err.value.fix
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "is_decoder": True}))
+    with pytest.raises(UserError, match="is an encoder"):
+        describe_model_folder(tmp_path)
 
 
 def test_missing_tokenizer(tmp_path):
