@@ -90,11 +90,11 @@ def plain_sft_class():
 
 def baseline_data(method: str):
     """(name, data source) of the method's first data role: what its SFT baseline trains on."""
+    from unlearn_studio.core.methods.registry import get_method
     from unlearn_studio.core.project.config import RunConfig
-    from unlearn_studio.core.run.runner import method_class
 
     config = RunConfig.load(project_for(method))
-    role = method_class(config.method.name).roles.required[0]
+    role = get_method(config.method.name).roles.required[0]
     source = config.data[role]
     return f"{BASELINE}:{Path(source.path.split(':')[-1]).stem}", source, config.base_dir
 
@@ -142,15 +142,16 @@ def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps:
     import torch
 
     from unlearn_studio.core.run import runner
+    from unlearn_studio.core.run.steps import StepLoop
 
     cuda = torch.cuda.is_available()
     seen: dict = {"seconds": [], "tokens": [], "setup_gpu_mb": None, "setup_rss_mb": None,
                   "start_gpu_mb": None, "start_rss_mb": None}
-    one_step = runner._Run.one_step
+    one_step = StepLoop.one_step
 
     sampler = ResidentSampler()
 
-    def measured_step(self, context, number):
+    def measured_step(self, number):
         if number == 1:  # set-up done: its peak and what it holds, then the steps' own peak
             seen["setup_rss_mb"], seen["start_rss_mb"] = _peak_rss_mb(), _rss_mb()
             sampler.start()
@@ -161,7 +162,7 @@ def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps:
                 torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
         sampler.active = True
-        outcome = one_step(self, context, number)
+        outcome = one_step(self, number)
         if cuda:
             torch.cuda.synchronize()
         sampler.active = False
@@ -170,18 +171,17 @@ def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps:
             seen["tokens"].append(outcome[3])
         return outcome
 
-    plain_sft, lookup = plain_sft_class(), runner.method_class
-    runner._Run.one_step = measured_step
-    runner.method_class = lambda name: plain_sft if name == BASELINE_METHOD else lookup(name)
+    StepLoop.one_step = measured_step
     try:
         with tempfile.TemporaryDirectory() as out:
             config = bench_config(method, model_dir, Path(out), batch=batch, length=length, steps=steps, dtype=dtype)
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
-            result = runner.execute(config)
+            chosen = plain_sft_class() if config.method.name == BASELINE_METHOD else None
+            result = runner.execute(config, method=chosen)
     finally:
         sampler.stop()
-        runner._Run.one_step, runner.method_class = one_step, lookup
+        StepLoop.one_step = one_step
     if result.status != "finished":
         raise SystemExit(f"{method}: the run {result.status}: {result.error}")
     return {

@@ -36,10 +36,13 @@ class StepEvent(Event):
 
 @dataclass(frozen=True)
 class StatusEvent(Event):
-    """A change of state: queued, running, paused, stopping, evaluating, … with a short message."""
+    """A change of state: queued, running, resumed, paused, stopping, evaluating, … with a short
+    message. ``step``: the last completed step it refers to (a resumed run: its checkpoint's step,
+    whose history the store holds; paused: after this step), 0 before the first."""
 
     status: str
     message: str = ""
+    step: int = 0
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
                 from unlearn_studio.core.project.store import Store
 
                 with Store.open(args.store) as store:
-                    project_id = store.ensure_project(config.name, args.project.resolve())
-                    result = start_run(config, store=store, project_id=project_id, listener=progress,
+                    # The project is registered when the run starts: a refused run adds no row.
+                    result = start_run(config, store=store, project_file=args.project.resolve(), listener=progress,
                                        control=control, resume=args.resume)
             else:
                 result = start_run(config, listener=progress, control=control, resume=args.resume)

@@ -37,7 +37,6 @@ def run(args: argparse.Namespace) -> int:
     points = grid_points(config, parse_grid(args.grid))  # every point is checked before the first runs
     out = args.out or config.resolve_path(config.output.dir) / time.strftime("sweep-%Y%m%d-%H%M%S")
     store = Store.open(args.store) if args.store else None
-    project_id = store.ensure_project(config.name, args.project.resolve()) if store else None
     control = RunControl()
 
     def run_point(point_config: RunConfig, point) -> None:
@@ -49,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         evaluator = RunEvaluator(point_config)
         progress = Progress(sys.stdout)
         with _ctrl_c_stops(control, started=lambda: progress.started):
-            result = execute(point_config, store=store, project_id=project_id, listener=progress,
+            # The project is registered by the first run that starts: a refused point adds no row.
+            result = execute(point_config, store=store, project_file=args.project.resolve(), listener=progress,
                              control=control, evaluate_fn=evaluator)
         progress.close()
         point.run_id, point.status = result.run_id, result.status

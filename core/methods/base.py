@@ -1,6 +1,11 @@
-"""The method interface: a method declares its data roles and hyperparameters, and computes the
-named loss terms of one step. Everything else (data, LoRA, optimizer, accelerate, checkpoints,
-events) belongs to the runner, so a method is one short module.
+"""The method interface: a method declares its data roles, hyperparameters and stages, and computes
+the named loss terms of one step. Everything else (data, LoRA, optimizer, accelerate, checkpoints,
+events, the run's record) belongs to the runner, so a method is one short module.
+
+Most methods train in one stage (``Train``). A method whose recipe has several stages declares
+them as data (``stages``), and the runner executes them: SKU learns the harm, then negates the
+adapter (``Train``, ``Finish``); Ext-Sub trains an expert and an anti-expert with another method,
+then combines the two adapters (``TrainWith``, ``TrainWith``, ``Combine``).
 
 The loss maths lives in pure functions (core/methods/losses.py) that tests call on tiny tensors.
 """
@@ -13,10 +18,12 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
+from unlearn_studio.core.control import Cancelled
 from unlearn_studio.core.errors import UserError
 
 
@@ -101,14 +108,16 @@ class MethodContext:
     """What a method may use during a step: the model with its adapter, the tokenizer, the
     original model (the SAME network with the adapter switched off, never a copy), every role's
     data (``data[role].loaded.rows`` and ``.examples``; a batch's ``extra["index"]`` says which
-    rows it holds), the run's ``max_length`` and ``batch_size``, and two ways to speak to the
-    user: ``log`` and ``report``."""
+    rows it holds), the run's ``max_length`` and ``batch_size``, two ways to speak to the user
+    (``log`` and ``report``) and one to listen: ``check_stop``, which long work (a generation
+    loop) calls between its batches or tokens so that a cancel or stop takes effect at once."""
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, device: torch.device, *,
                  data: dict[str, Any] | None = None,
                  log: Callable[[str, str], None] | None = None,
                  report: Callable[[dict[str, float]], None] | None = None,
-                 max_length: int | None = None, batch_size: int | None = None):
+                 max_length: int | None = None, batch_size: int | None = None,
+                 should_stop: Callable[[], bool] | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -121,6 +130,7 @@ class MethodContext:
         self.step = 0
         self._log = log
         self._report = report
+        self._should_stop = should_stop
 
     def log(self, level: str, message: str) -> None:
         """A line in the run's log ("info" | "warning" | "error")."""
@@ -133,6 +143,12 @@ class MethodContext:
         if self._report is not None:
             self._report(values)
 
+    def check_stop(self) -> None:
+        """Raise ``Cancelled`` once the user asked the run to cancel or to stop; the runner then
+        ends the run as asked, as it was before the step (or the epoch's end) that was cut short."""
+        if self._should_stop is not None and self._should_stop():
+            raise Cancelled("the run was asked to end")
+
     @contextlib.contextmanager
     def original_model(self) -> Iterator[torch.nn.Module]:
         """The base model p0: adapter disabled, no gradients."""
@@ -140,8 +156,71 @@ class MethodContext:
             yield self.model
 
 
+# ---- stages: a method's recipe, declared as data and executed by the runner ------------------------
+
+
+@dataclass(frozen=True)
+class Train:
+    """Train the run's LoRA adapter with the method's own ``loss_terms``: the run's steps, curves
+    and checkpoints."""
+
+    name: str = "train"
+
+
+@dataclass(frozen=True)
+class Finish:
+    """After ``Train``: change the trained adapter in place (``finalize_adapter``) before it is saved
+    and evaluated; checkpoints keep the trained weights, so that the run can resume."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class TrainWith:
+    """Train an adapter with another method (``method``, e.g. "sft") as a run of its own, recorded
+    in the same project and kept in the run's ``stages/`` folder: the project's data role ``data`` is
+    that method's role ``as_role``; the project's roles that no stage trains on stay (the evaluation
+    reads them). ``evaluate``: measure this stage's adapter after its training, beside the result."""
+
+    name: str
+    method: str
+    data: str
+    as_role: str
+    evaluate: bool = False
+
+
+@dataclass(frozen=True)
+class Combine:
+    """After the ``TrainWith`` stages named in ``inputs``: write the run's adapter from theirs
+    (``combine``)."""
+
+    name: str
+    inputs: tuple[str, ...]
+
+
+Stage = Train | Finish | TrainWith | Combine
+
+
+def check_stages(title: str, stages: tuple[Stage, ...]) -> None:
+    """The two shapes a recipe may take, or a TypeError (a mistake in the method's code, not the
+    user's): ``Train`` then at most one ``Finish``; or ``TrainWith`` stages then one ``Combine`` of them."""
+    kinds = [type(stage) for stage in stages]
+    names = [stage.name for stage in stages]
+    if len(set(names)) != len(names):
+        raise TypeError(f"{title} declares two stages of the same name: {names}")
+    if kinds in ([Train], [Train, Finish]):
+        return
+    trained = [stage.name for stage in stages if isinstance(stage, TrainWith)]
+    if (len(kinds) >= 2 and kinds[-1] is Combine and kinds[:-1] == [TrainWith] * len(trained)
+            and set(stages[-1].inputs) <= set(trained)):
+        return
+    raise TypeError(f"{title} declares the stages {[f'{k.__name__}({n})' for k, n in zip(kinds, names)]}; a recipe "
+                    "is Train with at most one Finish after it, or TrainWith stages and a Combine of them")
+
+
 class UnlearningMethod(ABC):
-    """Subclasses set the class attributes and implement ``loss_terms``."""
+    """Subclasses set the class attributes and implement ``loss_terms`` (and the hooks their
+    declared ``stages`` name: ``finalize_adapter`` for ``Finish``, ``combine`` for ``Combine``)."""
 
     name: ClassVar[str]  # registry key, used in project files ("grad_diff")
     title: ClassVar[str]  # shown in the app ("GradDiff")
@@ -153,6 +232,11 @@ class UnlearningMethod(ABC):
     # How the method means to move evaluation metrics where it differs from the default forget
     # story (core/run_evaluation.py HEADLINE), e.g. {"harmful/harmful_rate": "down"}.
     expected_moves: ClassVar[dict[str, str]] = {}
+    # The recipe the runner executes; most methods train in one stage.
+    stages: ClassVar[tuple[Stage, ...]] = (Train(),)
+    # (metric, label) pairs logged for a stage that is evaluated on its own (TrainWith(evaluate=True)),
+    # and in the table that sets it beside the base model and the run's result.
+    stage_metrics: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self, params: dict[str, Any] | None = None):
         self.params = self.check_params(params or {})
@@ -188,8 +272,14 @@ class UnlearningMethod(ABC):
         return False
 
     def finalize_adapter(self, model: torch.nn.Module) -> None:
-        """Once, just before the final adapter is saved and evaluated (not for checkpoints, which
-        keep the trained weights for resuming); e.g. SKU negates what it learned."""
+        """The ``Finish`` stage: once, just before the final adapter is saved and evaluated (not for
+        checkpoints, which keep the trained weights for resuming); e.g. SKU negates what it learned."""
+        raise NotImplementedError(f"{self.title} declares a Finish stage but no finalize_adapter")
+
+    def combine(self, adapters: dict[str, Path], out: Path) -> Path:
+        """The ``Combine`` stage: write the run's adapter into the new folder ``out`` from the
+        adapters of the stages it names (stage name -> adapter folder); returns ``out``."""
+        raise NotImplementedError(f"{self.title} declares a Combine stage but no combine")
 
     def state_dict(self) -> dict[str, Any]:
         """Method state a resumed run needs (JSON-serialisable; saved in every checkpoint)."""

@@ -14,7 +14,7 @@ import pkgutil
 from pathlib import Path
 
 from unlearn_studio.core.errors import UserError
-from unlearn_studio.core.methods.base import UnlearningMethod
+from unlearn_studio.core.methods.base import UnlearningMethod, check_stages
 
 #: Modules of this package that hold shared machinery, not methods.
 SHARED_MODULES = frozenset({"base", "registry", "losses", "presets"})
@@ -39,6 +39,7 @@ def register(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
     for attribute in ("name", "title", "summary", "paper", "roles"):
         if not hasattr(cls, attribute):
             raise TypeError(f"{cls.__qualname__} must set the class attribute '{attribute}' to be registered")
+    check_stages(cls.title, cls.stages)
     existing = _REGISTRY.get(cls.name)
     if existing is not None and existing.__qualname__ != cls.__qualname__:
         raise TypeError(f"Two methods are called '{cls.name}': {existing.__qualname__} and {cls.__qualname__}")

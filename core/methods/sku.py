@@ -15,7 +15,9 @@ Stage 1, harmful knowledge acquisition: a LoRA adapter is trained by gradient DE
   away from normal behaviour so that negating it later leaves normal behaviour alone.
 Stage 2, knowledge negation: θ* = θ0 − λ·τ with τ the learned delta. For a LoRA delta s·B·A this
 is B → −λ·B, done in place on the adapter just before it is saved and evaluated
-(``finalize_adapter``); checkpoints keep the un-negated adapter so that a run can resume.
+(``finalize_adapter``); checkpoints keep the un-negated adapter so that a run can resume. The two
+stages are declared as the method's recipe (``stages``: "learn", then "negate"), which the runner
+executes.
 
 Where we differ from the authors' code, and why:
 - L_RD covers the answer tokens only, as the paper describes. Their code computes the answer's
@@ -56,8 +58,10 @@ from unlearn_studio.core.methods.base import (
     FORGET_SECRET_METRICS,
     Batch,
     DataRoles,
+    Finish,
     Hyperparameter,
     MethodContext,
+    Train,
     UnlearningMethod,
     forward_logits,
 )
@@ -142,6 +146,7 @@ class SKU(UnlearningMethod):
     paper = "Liu et al., Towards Safer Large Language Models through Machine Unlearning (SKU), arXiv 2402.10058"
     roles = DataRoles(required=("harmful", "normal"))
     terms = ("distortion", "disassociation", "preservation")
+    stages = (Train("learn"), Finish("negate"))  # learn the harm in the adapter, then negate the adapter
     # Harm should fall; the demo's forget persons are not SKU's target, so they should hold.
     expected_moves: ClassVar[dict[str, str]] = {
         "harmful/harmful_rate": "down", **dict.fromkeys(FORGET_PERSON_METRICS + FORGET_SECRET_METRICS, "hold")}

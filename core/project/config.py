@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import tomli_w
 
+from unlearn_studio.core.data.formats import split_path
 from unlearn_studio.core.data.roles import ROLES as _ROLE_TABLE
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.paths import demo_data_dir, demo_model_dir
@@ -38,6 +39,11 @@ Role = Literal[ROLES]  # type: ignore[valid-type]
 
 DEMO_PREFIX = "demo:"  # "demo:NAME" is a file in demo_data_dir()
 DEMO_MODEL = "demo"  # model.path meaning the built-in demo model
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    """"gpt2" or "org/name": no more than one slash, and nothing that only a path would start with."""
+    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", text)) and not text.startswith((".", "~"))
 
 
 def _min(n: float) -> dict:
@@ -226,6 +232,39 @@ class RunConfig:
         if local.exists() or not self.model.allow_network:
             return str(local)
         return self.model.path
+
+    def model_source(self) -> str:
+        """``resolve_model_path``, or a UserError when it names a folder that does not exist and the
+        project does not allow the network (then the name cannot be a hub id to download)."""
+        source = self.resolve_model_path()
+        if self.model.is_demo or Path(source).exists() or self.model.allow_network:
+            return source
+        written = self.model.path
+        here = self._relative_note()
+        if _looks_like_hub_id(written):
+            fix = (f"To use the hub model '{written}', set model.allow_network = true (it is downloaded once); "
+                   f"or set model.path to the folder of a model you have (relative paths start {here}).")
+        else:
+            fix = f"Correct model.path (relative paths start {here}), or give the folder's absolute path."
+        raise UserError(f"The model '{written}' is not a folder on this computer ({source} does not exist), "
+                        "and the project does not allow network use", fix)
+
+    def resolve_data_path(self, role: str) -> Path:
+        """The file (or "folder:split") of the data role ``role``; a UserError naming the role and
+        where relative paths start when it does not exist."""
+        written = self.data[role].path
+        resolved = self.resolve_path(written)
+        if split_path(resolved)[0].exists():
+            return resolved
+        relative = not written.startswith(DEMO_PREFIX) and not Path(written).expanduser().is_absolute()
+        where = f" (relative paths start {self._relative_note()})" if relative else ""
+        raise UserError(f"The data file of [data.{role}] does not exist: {resolved}",
+                        f"Correct data.{role}.path = \"{written}\"{where}, or pick the file again.")
+
+    def _relative_note(self) -> str:
+        if self.base_dir is not None:
+            return f"next to the project file, in {self.base_dir}"
+        return f"in the current folder, {Path.cwd()}, as this configuration has no project file"
 
     # ---- dict / JSON form --------------------------------------------------------------------
 

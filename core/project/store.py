@@ -488,10 +488,12 @@ class Store:
         with self._write():
             self.db["runs"].update(run_id, {"output_dir": str(Path(output_dir).absolute())})
 
-    def delete_metrics_after(self, run_id: str, step: int) -> None:
-        """Forget metrics past ``step``: a run resumed from a checkpoint logs those steps again."""
+    def set_run_config(self, run_id: str, config: RunConfig) -> None:
+        """Replace a run's config snapshot: a resumed run goes on with settings that may change on
+        resume (a lower learning rate, say), and its record says what it now runs with."""
         with self._write():
-            self.db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", [run_id, step])
+            self._require_run(run_id)
+            self.db["runs"].update(run_id, {"config_json": json.dumps(config.to_dict())})
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run's rows (metrics, evaluations, artifacts too). Files on disk stay."""
@@ -507,8 +509,11 @@ class Store:
         """Record metric values of one step; ``None`` means missing, NaN and ±inf are kept."""
         self.log_metrics_batch(run_id, [(step, values)])
 
-    def log_metrics_batch(self, run_id: str, entries: Iterable[tuple[int, Mapping[str, float | None]]]) -> None:
-        """Record several steps in one transaction (for callers that buffer)."""
+    def log_metrics_batch(self, run_id: str, entries: Iterable[tuple[int, Mapping[str, float | None]]], *,
+                          replace_after: int | None = None) -> None:
+        """Record several steps in one transaction (for callers that buffer). ``replace_after``: first
+        forget the run's metrics past that step (a resumed run trains them again), in the same
+        transaction, so that the history is never without them."""
         rows = []
         for step, values in entries:
             for key, raw in values.items():
@@ -518,6 +523,8 @@ class Store:
             return
         try:
             with self._write():
+                if replace_after is not None:
+                    self.db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", [run_id, replace_after])
                 self.db["metrics"].insert_all(rows, batch_size=500)
         except sqlite3.IntegrityError:
             raise UserError(

@@ -5,11 +5,15 @@ A checkpoint is a folder ``<run>/checkpoints/step-000050/`` holding
 - ``adapter/``: the LoRA weights (PEFT ``save_pretrained``, safetensors),
 - ``optimizer.pt`` and ``scheduler.pt``: their ``state_dict``s,
 - ``rng.pt``: the python, numpy and torch (CPU and CUDA) RNG states,
-- ``state.json``: step, run id, the data streams' positions and the method's own state.
+- ``state.json``: step, run id, the data streams' positions, the method's own state, the
+  configuration it was trained under, digests of its inputs (data files, model folder) and its
+  health (the step's loss and gradient norm, the adapter's largest weight).
 
-It is written into a hidden temporary folder and renamed into place, so a crash leaves either
-a whole checkpoint or none; ``state.json`` is written last, and a folder without it is never
-used. Only the newest ``keep`` checkpoints are kept.
+It is written into a hidden temporary folder and renamed into place, so a crash (or a full disk)
+leaves either a whole checkpoint or none, and the earlier ones as they were; ``state.json`` is
+written last, and a folder without it is never used. Only the newest ``keep`` checkpoints are
+kept. The runner writes a checkpoint only when its weights, loss and gradient norm are finite and
+sane, so every checkpoint is one a run can go on from.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ import torch
 
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.files import remove_own_folder, write_dir_atomically
+from unlearn_studio.core.run.failures import SaveError
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.json"
 ADAPTER = "adapter"
-FORMAT = 1
+FORMAT = 2  # 2 adds config, inputs and health; format 1 checkpoints are still read
 _NAME = re.compile(r"^step-(\d{6,})$")
 
 
@@ -90,22 +95,30 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(run_dir: Path, *, step: int, run_id: str, model, optimizer, scheduler,
-                    streams: dict[str, dict[str, int]], keep: int,
-                    method_state: dict[str, Any] | None = None) -> Path:
-    """Write the checkpoint of ``step`` and drop all but the newest ``keep``; returns its folder."""
+                    streams: dict[str, dict[str, int]], keep: int, method_state: dict[str, Any] | None = None,
+                    epochs_done: int = 0, config: dict[str, Any] | None = None,
+                    inputs: dict[str, str | None] | None = None, health: dict[str, float] | None = None) -> Path:
+    """Write the checkpoint of ``step`` and drop all but the newest ``keep``; returns its folder.
+    ``epochs_done``: the epochs whose end the method has seen (one more ended at ``step`` when a
+    stop cut the method's look at it short). A failed write (a full disk) raises SaveError naming
+    the step, and leaves the earlier checkpoints as they were."""
 
     def fill(folder: Path) -> None:
         model.save_pretrained(folder / ADAPTER)
         torch.save(optimizer.state_dict(), folder / "optimizer.pt")
         torch.save(scheduler.state_dict(), folder / "scheduler.pt")
         torch.save(rng_state(), folder / "rng.pt")
-        state = {"format": FORMAT, "step": step, "run_id": run_id, "streams": streams,
-                 "method": method_state or {}}
+        state = {"format": FORMAT, "step": step, "run_id": run_id, "streams": streams, "method": method_state or {},
+                 "epochs_done": epochs_done, "config": config, "inputs": inputs or {}, "health": health or {}}
         (folder / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
 
     root = run_dir / CHECKPOINTS
-    # A step is written again only when a resumed run stops at its checkpoint step: the old one is ours.
-    path = write_dir_atomically(root / checkpoint_name(step), fill, kind="checkpoint", overwrite=True)
+    final = root / checkpoint_name(step)
+    try:
+        # A step is written again only when a resumed run stops at its checkpoint step: the old one is ours.
+        path = write_dir_atomically(final, fill, kind="checkpoint", overwrite=True)
+    except (OSError, RuntimeError) as exc:  # torch's zip writer reports a failed write as a RuntimeError
+        raise SaveError(f"the checkpoint of step {step}", final, exc) from exc
     prune(root, keep)
     return path
 

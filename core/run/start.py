@@ -13,14 +13,16 @@ from unlearn_studio.core.control import RunControl
 from unlearn_studio.core.evaluation.run_evaluation import RunEvaluator
 from unlearn_studio.core.events import Listener
 from unlearn_studio.core.project.config import RunConfig
+from unlearn_studio.core.run.preparation import MethodSpec
 from unlearn_studio.core.run.runner import RunResult, execute
 
 
-def start_run(config: RunConfig, *, store=None, project_id: int | None = None, listener: Listener | None = None,
+def start_run(config: RunConfig, *, method: MethodSpec = None, store=None, project_id: int | None = None,
+              project_file: str | os.PathLike | None = None, listener: Listener | None = None,
               control: RunControl | None = None, resume: str | os.PathLike | None = None) -> RunResult:
     """Run ``config`` to its end (see ``runner.execute``) with the project's evaluation."""
     evaluator = RunEvaluator(config) if config.evaluation.suite != "none" else None
-    result = execute(config, store=store, project_id=project_id, listener=listener, control=control,
-                     resume=resume, evaluate_fn=evaluator)
+    result = execute(config, method=method, store=store, project_id=project_id, project_file=project_file,
+                     listener=listener, control=control, resume=resume, evaluate_fn=evaluator)
     result.evaluations = dict(evaluator.results) if evaluator is not None else {}
     return result

@@ -15,10 +15,10 @@ from safetensors.torch import load_file
 from tiny_models import build_tiny_model
 from transformers import AutoModelForCausalLM
 
-from unlearn_studio.core.control import CANCEL, RunControl
+from unlearn_studio.core.control import RunControl
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.events import EvaluationEvent, FailedEvent, FinishedEvent, LogEvent, StepEvent
-from unlearn_studio.core.methods.ext_sub import STAGES_FILE, ExtSub
+from unlearn_studio.core.methods.ext_sub import ExtSub
 from unlearn_studio.core.methods.registry import get_method
 from unlearn_studio.core.model.adapters import combine_adapters
 from unlearn_studio.core.project.config import (
@@ -34,6 +34,7 @@ from unlearn_studio.core.project.config import (
 )
 from unlearn_studio.core.project.store import Store
 from unlearn_studio.core.run.runner import execute
+from unlearn_studio.core.run.staged_run import STAGES_FILE
 
 PROJECTS = Path(__file__).resolve().parents[2] / "projects"
 TRUE_ROWS = [
@@ -88,7 +89,7 @@ class FakeEvaluation:
     def __init__(self):
         self.phases = []
 
-    def __call__(self, model, tokenizer, phase, out_dir):
+    def __call__(self, model, tokenizer, phase, out_dir, **_):
         self.phases.append(phase)
         ids = tokenizer("Alice lives in Paris.", return_tensors="pt").input_ids
         with torch.no_grad():
@@ -108,7 +109,7 @@ def test_declaration_and_project_files():
     assert (paper.optimizer.lr, paper.training.epochs) == (2e-5, 2)
     assert {s.template for s in paper.data.values()} == {"user-assistant"}
     demo = RunConfig.load(PROJECTS / "ext_sub_demo.toml")
-    assert demo.method.name == "ext_sub" and demo.evaluation.suite == "demo"
+    assert demo.method.name == "ext_sub" and demo.model.is_demo
     assert demo.data["expert"].path == "demo:truthful_true.jsonl"
     assert demo.data["anti-expert"].path == "demo:truthful_false.jsonl"
 
@@ -129,7 +130,7 @@ def test_two_trainings_then_the_combination_in_one_recorded_run(make_config, tmp
         assert [a["kind"] for a in store.artifacts(result.run_id)] == ["adapter"]
 
     record = json.loads((result.output_dir / STAGES_FILE).read_text())
-    assert record["operation"] == "ext-sub" and set(record["stages"]) == {"expert", "anti-expert"}
+    assert record["params"]["op"] == "ext-sub" and set(record["stages"]) == {"expert", "anti-expert"}
     expert, anti = (Path(record["stages"][role]["adapter"]) for role in ("expert", "anti-expert"))
     assert expert.parent.parent == result.output_dir / "stages" and "after" in record["stages"]["expert"]
     # The run's adapter is the Ext-Sub of its two stages, and loads with plain PEFT.
@@ -166,24 +167,17 @@ def test_bad_input_stops_before_anything_is_written(make_config, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-class CancelAtCheck(RunControl):
-    """Asks to cancel from the n-th time the runner looks for a request (once per step)."""
-
-    def __init__(self, n: int):
-        super().__init__()
-        self.left = n
-
-    @property
-    def request(self):
-        self.left -= 1
-        return CANCEL if self.left < 0 else None
-
-
 def test_cancelled_run_resumes_keeping_the_finished_expert(make_config, tmp_path):
     config = make_config(suite="none")
+    control = RunControl()
+
+    def cancel_after_the_anti_experts_first_checkpoint(event):
+        if isinstance(event, LogEvent) and event.message == "anti-expert: Checkpoint step-000002 written":
+            control.cancel()
+
     with Store.open(tmp_path / "store.db") as store:
-        # 4 expert steps, then the anti-expert is cancelled before its 4th step (checkpoint at step 2).
-        first = execute(config, store=store, control=CancelAtCheck(7))
+        # 4 expert steps, then the anti-expert is cancelled after its step 2 (and its checkpoint).
+        first = execute(config, store=store, control=control, listener=cancel_after_the_anti_experts_first_checkpoint)
         assert first.status == "cancelled" and first.adapter_dir is None
         assert store.run(first.run_id)["status"] == "cancelled"
         record = json.loads((first.output_dir / STAGES_FILE).read_text())

@@ -8,20 +8,21 @@ import json
 import shutil
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file
-from tiny_models import build_tiny_model  # noqa: E402
+from tiny_models import build_tiny_model
 from transformers import AutoModelForCausalLM
 
-from unlearn_studio.core.control import RunControl  # noqa: E402
-from unlearn_studio.core.errors import UserError  # noqa: E402
+from unlearn_studio.core.control import RunControl
+from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.events import EvaluationEvent, FailedEvent, FinishedEvent, LogEvent, StatusEvent, StepEvent
 from unlearn_studio.core.files import MARKER, own_kind
-from unlearn_studio.core.methods.base import DataRoles, Hyperparameter, UnlearningMethod  # noqa: E402
+from unlearn_studio.core.methods.base import DataRoles, Finish, Hyperparameter, Train, UnlearningMethod
 from unlearn_studio.core.model import loading as models
 from unlearn_studio.core.project.config import (
     DataSource,
@@ -35,9 +36,10 @@ from unlearn_studio.core.project.config import (
     ScheduleConfig,
     TrainingConfig,
 )
-from unlearn_studio.core.project.store import Store, file_digest  # noqa: E402
-from unlearn_studio.core.run import runner  # noqa: E402
+from unlearn_studio.core.project.store import Store, file_digest
+from unlearn_studio.core.run import runner, steps
 from unlearn_studio.core.run.checkpoint import prune
+from unlearn_studio.core.run.token_counter import TrainedTokenCounter
 
 WAIT = 30  # seconds; an upper bound for waits on other threads, never a sleep
 
@@ -58,7 +60,7 @@ class TinyMethod(UnlearningMethod):
         Hyperparameter("crash_at", int, 0, "step that raises (0: never)", "test", minimum=0),
         Hyperparameter("crash", str, "runtime", "what is raised", "test", choices=("runtime", "oom")),
     )
-    computed: list[int] = []  # steps whose loss was computed, in order (reset per test)
+    computed: ClassVar[list[int]] = []  # steps whose loss was computed, in order (reset per test)
 
     def loss_terms(self, context, batch):
         TinyMethod.computed.append(context.step)
@@ -97,14 +99,13 @@ def one_thread():
 
 
 @pytest.fixture(autouse=True)
-def tiny_method(monkeypatch):
+def fresh_records():
     TinyMethod.computed = []
 
-    def lookup(name):
-        assert name == "tiny_ce", name
-        return TinyMethod
 
-    monkeypatch.setattr(runner, "method_class", lookup)
+def run(config, method=TinyMethod, **kwargs):
+    """``runner.execute`` with a test method (the class: the project's params are checked)."""
+    return runner.execute(config, method=method, **kwargs)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -180,7 +181,7 @@ class Recorder:
 def run_in_thread(config, **kwargs):
     """Start ``execute`` in a thread; returns the thread and a one-item list for its result."""
     box = []
-    thread = threading.Thread(target=lambda: box.append(runner.execute(config, **kwargs)))
+    thread = threading.Thread(target=lambda: box.append(run(config, **kwargs)))
     thread.start()
     return thread, box
 
@@ -195,13 +196,13 @@ def lora_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:
 def test_events_arrive_in_order_and_every_term_streams(make_config):
     seen_phases = []
 
-    def evaluate(model, tokenizer, phase, out_dir):
+    def evaluate(model, tokenizer, phase, out_dir, **_):
         adapters_off = all(m.disable_adapters for m in model.modules() if isinstance(m, LoraLayer))
         seen_phases.append((phase, adapters_off))
         return {"score": 1.0 if phase == "before" else 0.5}
 
     events = Recorder()
-    result = runner.execute(make_config(steps=6, suite="fast"), listener=events, evaluate_fn=evaluate)
+    result = run(make_config(steps=6, suite="fast"), listener=events, evaluate_fn=evaluate)
 
     assert result.status == "finished" and result.steps == 6 and result.error is None
     assert seen_phases == [("before", True), ("after", False)]
@@ -235,7 +236,7 @@ def test_events_arrive_in_order_and_every_term_streams(make_config):
 def test_store_rows_metrics_and_artifact(make_config, tmp_path):
     config = make_config(steps=5, retain_role=False, suite="fast")
     with Store.open(tmp_path / "store.db") as store:
-        result = runner.execute(config, store=store, evaluate_fn=lambda m, t, phase, out_dir: {"acc": 0.25})
+        result = run(config, store=store, evaluate_fn=lambda m, t, phase, out_dir, **_: {"acc": 0.25})
         row = store.run(result.run_id)
         assert row["status"] == "finished" and row["error"] is None
         assert Path(row["output_dir"]) == result.output_dir
@@ -348,7 +349,7 @@ def test_stop_and_save_leaves_a_loadable_adapter(make_config, model_dir):
 
 
 def test_the_run_marks_its_folders_and_pruning_keeps_checkpoints_it_did_not_write(make_config):
-    result = runner.execute(make_config(steps=4, checkpoint_every=1))
+    result = run(make_config(steps=4, checkpoint_every=1))
     assert own_kind(result.output_dir) == "run" and own_kind(result.adapter_dir) == "adapter"
     root = result.output_dir / "checkpoints"
     assert {own_kind(p) for p in root.iterdir()} == {"checkpoint"}
@@ -371,11 +372,12 @@ def test_checkpoint_resume_gives_the_same_adapter(make_config, tmp_path):
     comes from (seed, role, epoch) alone) and the RNG states; dropout is 0 and the CPU kernels
     are deterministic for equal shapes.
     """
-    straight = runner.execute(make_config(steps=20, checkpoint_every=5))
+    straight = run(make_config(steps=20, checkpoint_every=5))
     assert straight.status == "finished"
 
     events = Recorder()
-    broken = runner.execute(make_config(steps=20, checkpoint_every=5, params={"crash_at": 13}), listener=events)
+    # The crash comes from the method object, not the project: the project resumed must match the checkpoint's.
+    broken = run(make_config(steps=20, checkpoint_every=5), method=TinyMethod({"crash_at": 13}), listener=events)
     assert broken.status == "failed" and broken.steps == 12
     failure = events.of(FailedEvent)[-1]
     assert "RuntimeError" in failure.message and "step 13" in failure.message
@@ -385,7 +387,7 @@ def test_checkpoint_resume_gives_the_same_adapter(make_config, tmp_path):
 
     TinyMethod.computed = []
     events = Recorder()
-    resumed = runner.execute(make_config(steps=20, checkpoint_every=5), resume=broken.output_dir, listener=events)
+    resumed = run(make_config(steps=20, checkpoint_every=5), resume=broken.output_dir, listener=events)
     assert resumed.status == "finished" and resumed.steps == 20
     assert (resumed.run_id, resumed.output_dir) == (broken.run_id, broken.output_dir)
     assert TinyMethod.computed == list(range(11, 21))
@@ -398,33 +400,38 @@ def test_checkpoint_resume_gives_the_same_adapter(make_config, tmp_path):
         torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6)
 
 
-def test_resume_from_a_checkpoint_folder_and_bad_resume_paths(make_config, tmp_path):
-    first = runner.execute(make_config(steps=4, checkpoint_every=2, retain_role=False))
+def test_resume_from_a_checkpoint_folder_continues_the_same_run(make_config):
+    first = run(make_config(steps=4, checkpoint_every=2, retain_role=False))
     checkpoint = first.output_dir / "checkpoints" / "step-000002"
-    again = runner.execute(make_config(steps=4, checkpoint_every=2, retain_role=False), resume=checkpoint)
+    again = run(make_config(steps=4, checkpoint_every=2, retain_role=False), resume=checkpoint)
     assert again.status == "finished" and again.run_id == first.run_id and again.steps == 4
-    # A project whose adapter differs from the checkpoint's is told so, with what to do.
-    for change, says in (({"r": 8}, "does not fit"), ({"roles": ["q"]}, "different modules")):
-        config = make_config(steps=4, retain_role=False)
-        for key, value in change.items():
-            setattr(config.lora, key, value)
-        events = Recorder()
-        mismatch = runner.execute(config, resume=checkpoint, listener=events)
-        failure = events.of(FailedEvent)[-1]
-        assert mismatch.status == "failed" and says in failure.message, failure.message
-        assert "same lora" in failure.fix
+
+
+@pytest.mark.parametrize(("change", "key"), [({"r": 8}, "lora.r"), ({"roles": ["q"]}, "lora.roles")])
+def test_resume_with_another_adapter_shape_is_refused_naming_the_key(make_config, change, key):
+    first = run(make_config(steps=4, checkpoint_every=2, retain_role=False))
+    checkpoint = first.output_dir / "checkpoints" / "step-000002"
+    config = make_config(steps=4, retain_role=False)
+    for name, value in change.items():
+        setattr(config.lora, name, value)
+    with pytest.raises(UserError) as refused:
+        run(config, resume=checkpoint)
+    assert key in refused.value.problem and "On resume only these may change" in refused.value.fix
+
+
+def test_resume_from_a_folder_without_checkpoints_is_refused(make_config, tmp_path):
     with pytest.raises(UserError, match="no checkpoint"):
-        runner.execute(make_config(steps=4), resume=tmp_path)
+        run(make_config(steps=4), resume=tmp_path)
     with pytest.raises(UserError, match="nothing to resume"):
-        runner.execute(make_config(steps=4), resume=tmp_path / "missing")
+        run(make_config(steps=4), resume=tmp_path / "missing")
 
 
 def test_resume_in_the_store_continues_the_same_run_row(make_config, tmp_path):
     with Store.open(tmp_path / "store.db") as store:
-        broken = runner.execute(make_config(steps=6, checkpoint_every=3, retain_role=False,
-                                            params={"crash_at": 5}), store=store)
+        broken = run(make_config(steps=6, checkpoint_every=3, retain_role=False), store=store,
+                     method=TinyMethod({"crash_at": 5}))
         assert store.run(broken.run_id)["status"] == "failed"
-        resumed = runner.execute(make_config(steps=6, checkpoint_every=3, retain_role=False),
+        resumed = run(make_config(steps=6, checkpoint_every=3, retain_role=False),
                                  store=store, resume=broken.output_dir)
         assert resumed.run_id == broken.run_id and len(store.runs()) == 1
         row = store.run(resumed.run_id)
@@ -440,7 +447,7 @@ def test_resume_in_the_store_continues_the_same_run_row(make_config, tmp_path):
 def test_nan_loss_fails_naming_step_and_term_and_keeps_the_last_good_checkpoint(make_config, tmp_path):
     events = Recorder()
     with Store.open(tmp_path / "store.db") as store:
-        result = runner.execute(make_config(steps=20, checkpoint_every=3, params={"nan_at": 7}),
+        result = run(make_config(steps=20, checkpoint_every=3, params={"nan_at": 7}),
                                 store=store, listener=events)
         row = store.run(result.run_id)
     assert result.status == "failed" and result.steps == 6
@@ -457,7 +464,7 @@ def test_nan_loss_fails_naming_step_and_term_and_keeps_the_last_good_checkpoint(
 
 def test_out_of_memory_fails_with_concrete_advice(make_config):
     events = Recorder()
-    result = runner.execute(make_config(steps=5, params={"crash_at": 2, "crash": "oom"}), listener=events)
+    result = run(make_config(steps=5, params={"crash_at": 2, "crash": "oom"}), listener=events)
     assert result.status == "failed"
     failure = events.of(FailedEvent)[-1]
     assert "Out of memory at step 2" in failure.message
@@ -474,7 +481,7 @@ def test_missing_required_role_fails_before_the_model_is_loaded(make_config, mon
     config.data = {"retain": config.data["retain"]}
     with Store.open(tmp_path / "store.db") as store:
         with pytest.raises(UserError) as caught:
-            runner.execute(config, store=store)
+            run(config, store=store)
         assert store.runs() == [] and store.projects() == []
     assert "forget" in caught.value.problem and "[data.forget]" in caught.value.fix
     assert not (tmp_path / "runs").exists()
@@ -483,16 +490,16 @@ def test_missing_required_role_fails_before_the_model_is_loaded(make_config, mon
 def test_bad_method_parameter_fails_before_the_model_is_loaded(make_config, monkeypatch):
     monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("model loaded"))
     with pytest.raises(UserError, match="'method.params.weight'"):
-        runner.execute(make_config(params={"weight": "heavy"}))
+        run(make_config(params={"weight": "heavy"}))
     with pytest.raises(UserError, match="no hyperparameter 'method.params.wieght'"):
-        runner.execute(make_config(params={"wieght": 1.0}))
+        run(make_config(params={"wieght": 1.0}))
 
 
 def test_epochs_count_steps_on_the_forget_set(make_config):
     config = make_config()
     config.training.max_steps, config.training.epochs = None, 2.0
     events = Recorder()
-    result = runner.execute(config, listener=events)
+    result = run(config, listener=events)
     # 5 forget rows in batches of 2: 3 steps an epoch, whatever the retain set's size.
     assert result.status == "finished" and result.steps == 6
     assert events.of(StepEvent)[-1].epoch == pytest.approx(2.0)
@@ -506,6 +513,7 @@ class HookedMethod(TinyMethod):
     reports a scalar per epoch and keeps the epochs it has seen as resumable state."""
 
     name = "tiny_hooked"
+    stages = (Train(), Finish("negate"))
     hyperparameters = (*TinyMethod.hyperparameters,
                        Hyperparameter("stop_after", int, 0, "epochs before ending the run (0: never)", "test"))
     finalized = 0
@@ -535,9 +543,8 @@ class HookedMethod(TinyMethod):
 
 
 @pytest.fixture
-def hooked(monkeypatch):
+def hooked():
     HookedMethod.finalized = 0
-    monkeypatch.setattr(runner, "method_class", lambda name: HookedMethod)
 
 
 def test_on_epoch_end_can_end_the_run_early_and_reports_reach_events_and_store(make_config, hooked, tmp_path):
@@ -545,7 +552,7 @@ def test_on_epoch_end_can_end_the_run_early_and_reports_reach_events_and_store(m
     config.method.name = "tiny_hooked"
     events = Recorder()
     with Store.open(tmp_path / "store.db") as store:
-        result = runner.execute(config, store=store, listener=events)
+        result = run(config, method=HookedMethod, store=store, listener=events)
         stored = store.metrics(result.run_id, "tiny/epochs_seen")
     # 5 forget rows in batches of 2: 3 steps an epoch, so epoch 2 ends at step 6.
     assert result.status == "finished" and result.steps == 6
@@ -560,7 +567,7 @@ def test_on_epoch_end_can_end_the_run_early_and_reports_reach_events_and_store(m
 def test_finalize_adapter_changes_the_saved_adapter_but_not_the_checkpoints(make_config, hooked):
     config = make_config(steps=6, checkpoint_every=6)
     config.method.name = "tiny_hooked"
-    result = runner.execute(config)
+    result = run(config, method=HookedMethod)
     assert HookedMethod.finalized == 1
     final = lora_weights(result.adapter_dir)
     checkpoint = lora_weights(result.output_dir / "checkpoints" / "step-000006" / "adapter")
@@ -572,14 +579,12 @@ def test_finalize_adapter_changes_the_saved_adapter_but_not_the_checkpoints(make
 
 
 def test_method_state_is_restored_on_resume(make_config, hooked):
-    config = make_config(steps=9, checkpoint_every=3, params={"crash_at": 8})
-    config.method.name = "tiny_hooked"
-    broken = runner.execute(config)
-    assert broken.status == "failed"
     config = make_config(steps=9, checkpoint_every=3)
     config.method.name = "tiny_hooked"
+    broken = run(config, method=HookedMethod({"crash_at": 8}))
+    assert broken.status == "failed"
     events = Recorder()
-    resumed = runner.execute(config, resume=broken.output_dir, listener=events)
+    resumed = run(config, method=HookedMethod, resume=broken.output_dir, listener=events)
     assert resumed.status == "finished"
     # The step-6 checkpoint remembered epochs 1 and 2; epoch 3 ends at step 9 after the resume.
     assert events.of(StepEvent)[-1].extra == {"tiny/epochs_seen": 3.0}
@@ -590,7 +595,7 @@ class PoolMethod(TinyMethod):
 
     name = "tiny_pool"
     roles = DataRoles(required=("forget",), optional=("retain",), not_batched=("retain",))
-    seen_roles: list[set[str]] = []
+    seen_roles: ClassVar[list[set[str]]] = []
 
     def loss_terms(self, context, batch):
         PoolMethod.seen_roles.append(set(batch))
@@ -598,13 +603,12 @@ class PoolMethod(TinyMethod):
         return {"forget": self._ce(context, batch["forget"])}
 
 
-def test_roles_that_are_not_batched_get_no_stream_and_no_tokens(make_config, monkeypatch):
+def test_roles_that_are_not_batched_get_no_stream_and_no_tokens(make_config):
     PoolMethod.seen_roles = []
-    monkeypatch.setattr(runner, "method_class", lambda name: PoolMethod)
     config = make_config(steps=3, checkpoint_every=2)
     config.method.name = "tiny_pool"
     events = Recorder()
-    result = runner.execute(config, listener=events)
+    result = run(config, method=PoolMethod, listener=events)
     assert result.status == "finished"
     assert PoolMethod.seen_roles == [{"forget"}] * 3
     state = json.loads((result.output_dir / "checkpoints" / "step-000002" / "state.json").read_text())
@@ -619,7 +623,7 @@ class GroupedMethod(TinyMethod):
     whether the forget pass's gradient has already reached the adapter."""
 
     name = "tiny_grouped"
-    grads_before_retain: list[bool] = []
+    grads_before_retain: ClassVar[list[bool]] = []
 
     def loss_terms(self, context, batch):
         yield {"forget": self.params["weight"] * self._ce(context, batch["forget"])}
@@ -628,12 +632,11 @@ class GroupedMethod(TinyMethod):
         yield {"retain": 0.5 * self._ce(context, batch["retain"])}
 
 
-def test_grouped_terms_are_backpropagated_one_by_one_and_train_the_same_adapter(make_config, monkeypatch):
-    plain = runner.execute(make_config(steps=4, lr=0.1))
-    monkeypatch.setattr(runner, "method_class", lambda name: GroupedMethod)
+def test_grouped_terms_are_backpropagated_one_by_one_and_train_the_same_adapter(make_config):
+    plain = run(make_config(steps=4, lr=0.1))
     GroupedMethod.grads_before_retain = []
     events = Recorder()
-    grouped = runner.execute(make_config(steps=4, lr=0.1), listener=events)
+    grouped = run(make_config(steps=4, lr=0.1), method=GroupedMethod, listener=events)
     assert grouped.status == plain.status == "finished"
     assert GroupedMethod.grads_before_retain == [True] * 4  # the forget pass was backpropagated first
     for name, value in lora_weights(plain.adapter_dir).items():
@@ -644,11 +647,10 @@ def test_grouped_terms_are_backpropagated_one_by_one_and_train_the_same_adapter(
 def test_engines_that_want_one_backward_get_the_groups_summed(make_config, monkeypatch):
     from accelerate.utils import DistributedType
 
-    plain = runner.execute(make_config(steps=3, lr=0.1))
-    monkeypatch.setattr(runner, "method_class", lambda name: GroupedMethod)
-    monkeypatch.setattr(runner, "ONE_BACKWARD_PER_STEP", (DistributedType.NO,))
+    plain = run(make_config(steps=3, lr=0.1))
+    monkeypatch.setattr(steps, "ONE_BACKWARD_PER_STEP", (DistributedType.NO,))
     GroupedMethod.grads_before_retain = []
-    summed = runner.execute(make_config(steps=3, lr=0.1))
+    summed = run(make_config(steps=3, lr=0.1), method=GroupedMethod)
     assert GroupedMethod.grads_before_retain == [False] * 3  # nothing was backpropagated before the sum
     for name, value in lora_weights(plain.adapter_dir).items():
         torch.testing.assert_close(lora_weights(summed.adapter_dir)[name], value, rtol=1e-5, atol=1e-7)
@@ -658,7 +660,7 @@ class ExtraPassMethod(TinyMethod):
     """Trains on each forget batch twice and runs one frozen pass; only the trained passes count."""
 
     name = "tiny_extra_pass"
-    forget_tokens: list[int] = []
+    forget_tokens: ClassVar[list[int]] = []
 
     def loss_terms(self, context, batch):
         forget = batch["forget"]
@@ -669,13 +671,10 @@ class ExtraPassMethod(TinyMethod):
 
 
 def test_tokens_per_second_counts_the_tokens_of_every_trained_pass(make_config, monkeypatch):
-    from unlearn_studio.core.run.token_counter import TrainedTokenCounter
-
     counted = []
     total = TrainedTokenCounter.total
     monkeypatch.setattr(TrainedTokenCounter, "total", lambda self: counted.append(total(self)) or counted[-1])
-    monkeypatch.setattr(runner, "method_class", lambda name: ExtraPassMethod)
     ExtraPassMethod.forget_tokens = []
-    result = runner.execute(make_config(steps=3, retain_role=False))
+    result = run(make_config(steps=3, retain_role=False), method=ExtraPassMethod)
     assert result.status == "finished"
     assert counted == [2 * n for n in ExtraPassMethod.forget_tokens] and all(n > 0 for n in counted)

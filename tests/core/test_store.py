@@ -365,7 +365,7 @@ def test_closed_store_refuses_calls(db_path):
         s.projects()
 
 
-def test_resumed_run_drops_metrics_past_its_checkpoint_and_records_its_folder(tmp_path):
+def test_a_resumed_runs_first_metrics_replace_those_past_its_checkpoint(tmp_path):
     from unlearn_studio.core.project.config import RunConfig
 
     with Store.open(tmp_path / "s.db") as store:
@@ -373,7 +373,28 @@ def test_resumed_run_drops_metrics_past_its_checkpoint_and_records_its_folder(tm
         run_id = store.start_run(project, RunConfig(name="p"), tmp_path / "out")
         for step in range(1, 6):
             store.log_metrics(run_id, step, {"loss/total": float(step)})
-        store.delete_metrics_after(run_id, 3)
-        assert [s for _, s, _ in store.metrics(run_id)] == [1, 2, 3]
+        # Resumed from step 3: steps 4 and 5 are trained again and logged anew, in one transaction.
+        store.log_metrics_batch(run_id, [(4, {"loss/total": 40.0})], replace_after=3)
+        assert [(s, v) for _, s, v in store.metrics(run_id)] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]
+
+
+def test_a_run_records_its_folder(tmp_path):
+    from unlearn_studio.core.project.config import RunConfig
+
+    with Store.open(tmp_path / "s.db") as store:
+        project = store.create_project("p", tmp_path / "p.toml")
+        run_id = store.start_run(project, RunConfig(name="p"), tmp_path / "out")
         store.set_output_dir(run_id, tmp_path / "out" / run_id)
         assert store.run(run_id)["output_dir"] == str((tmp_path / "out" / run_id).absolute())
+
+
+def test_a_resumed_run_with_changed_settings_keeps_the_new_config(tmp_path):
+    from unlearn_studio.core.project.config import RunConfig
+
+    with Store.open(tmp_path / "s.db") as store:
+        project = store.create_project("p", tmp_path / "p.toml")
+        config = RunConfig(name="p")
+        run_id = store.start_run(project, config, tmp_path / "out")
+        config.optimizer.lr = 1e-5
+        store.set_run_config(run_id, config)
+        assert store.run_config(run_id).optimizer.lr == 1e-5
