@@ -1,100 +1,163 @@
-"""`unlearn-studio eval`: run the evaluation suite on a model (optionally with a LoRA adapter)."""
+"""`unlearn-studio eval`: evaluate a model, or a LoRA adapter against its base model, on a project.
+
+Without --adapter: every metric of the model with its 95% interval and, for forget metrics, the
+target level. With --adapter: the base model ("before", from the cache when it was evaluated
+earlier) and the model with the adapter ("after"), judged metric by metric with the verdicts of
+core/evaluation/verdicts.py. The suite is the project's (default: the demo project): its data
+roles and its [evaluation.sets]. --explain prints what every metric means. A progress bar goes
+to stderr, so that --json prints one JSON document on stdout.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import sys
 from pathlib import Path
+from typing import TextIO
 
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.evaluation.suite import EvalSuite, tier_sizes
+from unlearn_studio.core.events import EvaluationProgressEvent
+from unlearn_studio.core.paths import demo_model_dir, demo_project
+from unlearn_studio.core.project.config import RunConfig
 
-SUITES = ("demo", "fast", "full")
+TIERS = ("fast", "full", "demo")
+BAR_WIDTH = 24
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``eval`` subcommand."""
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate a model (and adapter) with the evaluation suite",
-        description="Evaluate a model, optionally with a LoRA adapter, and print the aggregate metrics. "
-        "Suite 'demo' evaluates the demo world's sets at the fast tier's sizes; 'fast' and 'full' "
-        "evaluate the data roles of --project (the demo world's sets without one) on the first "
-        "items of each set or on all of them.",
+        help="evaluate a model, or an adapter against its base model, with a project's evaluation suite",
+        description="Evaluate a model on a project's evaluation suite (its data roles and extra sets; default "
+        "the demo project). With --adapter the base model and the adapter are judged before/after: every "
+        "metric with its change, 95%% interval, target and verdict.",
     )
-    parser.add_argument("--model", default=None,
-                        help="model folder; 'demo' is the built-in demo model (default: the project's model, else demo)")
-    parser.add_argument("--adapter", default=None, help="LoRA adapter folder to evaluate on top of the model")
-    parser.add_argument("--suite", choices=SUITES, default=None,
-                        help="demo, fast or full (default: the project's evaluation suite, else demo)")
-    parser.add_argument("--project", default=None, help="project file (.toml) whose data roles are evaluated")
-    parser.add_argument("--retain-model", default=None,
-                        help="retain model folder for forget quality and PrivLeak (default: the demo's, for demo data)")
+    parser.add_argument("--project", default=None, help="project file (.toml) whose suite is evaluated "
+                                                        "(default: the demo project)")
+    parser.add_argument("--model", default=None, help="model folder (default: the project's model)")
+    parser.add_argument("--adapter", default=None, help="LoRA adapter folder: judge it against the model")
+    parser.add_argument("--suite", choices=TIERS, default=None,
+                        help="fast (first items of each set) or full (default: the project's tier, else fast)")
+    parser.add_argument("--reference-model", default=None,
+                        help="a model trained without the forget data (default: the project's "
+                             "evaluation.reference_model): forget quality, PrivLeak, target levels")
     parser.add_argument("--out", default=None, help="folder for the per-item results (eval_items.json)")
     parser.add_argument("--cache-dir", default=None, help="folder for the evaluation caches")
-    parser.add_argument("--json", action="store_true", help="print the aggregates as JSON")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--all", action="store_true", help="show every metric, not only the headline ones")
+    parser.add_argument("--explain", action="store_true", help="print what every metric means, and exit")
     parser.set_defaults(handler=run)
     return parser
 
 
-def _load(args: argparse.Namespace):
-    """(config or None, suite, tier, model folder, dtype, device)."""
-    from unlearn_studio.core.evaluation.evaluate import EvalSuite
-    from unlearn_studio.core.paths import demo_model_dir
-    from unlearn_studio.core.project.config import RunConfig
+class ProgressBar:
+    """Draws evaluation progress: one line rewritten in place on a terminal, else a line per set."""
 
-    config = RunConfig.load(Path(args.project)) if args.project else None
-    tier = args.suite or (config.evaluation.suite if config and config.evaluation.suite != "none" else "demo")
-    if config is not None and tier != "demo":
-        suite = EvalSuite.from_config(config, retain_model=args.retain_model)
+    def __init__(self, out: TextIO):
+        self.out = out
+        self.tty = out.isatty()
+        self.last_set = None
+
+    def __call__(self, event: EvaluationProgressEvent) -> None:
+        where = f"{event.phase} " if event.phase else ""
+        eta = f"  eta {_duration(event.eta_s)}" if event.eta_s is not None else ""
+        if self.tty:
+            filled = BAR_WIDTH * event.done // max(event.total, 1)
+            self.out.write(f"\r{where}{event.set_name} [{'#' * filled}{'-' * (BAR_WIDTH - filled)}] "
+                           f"{event.done}/{event.total}{eta}\033[K")
+        elif (event.phase, event.set_name) != self.last_set:
+            self.out.write(f"{where}{event.set_name}: {event.total} items{eta}\n")
+        self.last_set = (event.phase, event.set_name)
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.tty and self.last_set is not None:
+            self.out.write("\n")
+            self.out.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _setup(args: argparse.Namespace):
+    """(config, suite, tier, model folder)."""
+    config = RunConfig.load(Path(args.project) if args.project else demo_project())
+    tier = args.suite or (config.evaluation.suite if config.evaluation.suite != "none" else "fast")
+    tier_sizes(tier)
+    suite = EvalSuite.for_config(config)
+    if args.reference_model:
+        suite = suite.with_reference(args.reference_model)
+    if args.model == "demo":
+        model_dir = str(demo_model_dir())
     else:
-        suite = EvalSuite.demo(retain_model=args.retain_model)
-    if args.model in (None, "demo"):
-        model_dir = config.resolve_model_path() if config is not None and args.model is None else str(demo_model_dir())
-    else:
-        model_dir = args.model
-    dtype = config.model.dtype if config is not None else "auto"
-    device = config.model.device if config is not None else "auto"
-    return config, suite, tier, model_dir, dtype, device
-
-
-def _format(value) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+        model_dir = args.model or config.resolve_model_path()
+    return config, suite, tier, model_dir
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the model (and adapter), evaluate, print a table of aggregates (or JSON)."""
+    """Evaluate and print a table (or JSON); --explain prints the metrics' meanings."""
+    # Imported here: scipy takes 2 s to import and torch 6 s on this machine, which `--help` and the
+    # other commands need not wait for.
+    from unlearn_studio.core.evaluation.table import explain, format_judgement, format_rows
+
+    if args.explain:
+        print(explain())
+        return 0
     from unlearn_studio.core.evaluation.evaluate import evaluate
+    from unlearn_studio.core.evaluation.verdicts import describe, judge
     from unlearn_studio.core.model.loading import load_adapter, load_model
 
     if args.adapter and not (Path(args.adapter) / "adapter_config.json").is_file():
         raise UserError(f"'{args.adapter}' is not a LoRA adapter folder (it has no adapter_config.json).",
                         "Point --adapter at the folder a run exported, which holds adapter_config.json.")
-    config, suite, tier, model_dir, dtype, device = _load(args)
-    loaded = load_model(model_dir, dtype=dtype, device=device,
-                        trust_remote_code=bool(config and config.model.trust_remote_code),
-                        allow_network=bool(config and config.model.allow_network))
-    model = loaded.model
+    config, suite, tier, model_dir = _setup(args)
+    loaded = load_model(model_dir, dtype=config.model.dtype, device=config.model.device,
+                        trust_remote_code=config.model.trust_remote_code, allow_network=config.model.allow_network)
+    bar = ProgressBar(sys.stderr)
+    out = Path(args.out) if args.out else None
+    try:
+        if args.adapter:
+            model = load_adapter(loaded.model, args.adapter)
+            with model.disable_adapter():
+                before = evaluate(model, loaded.tokenizer, suite, tier=tier, cache_dir=args.cache_dir,
+                                  base_model_dir=model_dir if Path(model_dir).is_dir() else None,
+                                  out_dir=out / "before" if out else None, progress=bar, phase="before")
+            after = evaluate(model, loaded.tokenizer, suite, tier=tier, cache_dir=args.cache_dir, before=before,
+                             out_dir=out / "after" if out else None, progress=bar, phase="after")
+        else:
+            after = evaluate(loaded.model, loaded.tokenizer, suite, tier=tier, cache_dir=args.cache_dir,
+                             out_dir=out, progress=bar)
+    finally:
+        bar.close()
+    header = {"suite": suite.name, "tier": tier, "model": model_dir, "adapter": args.adapter,
+              "reference_model": str(suite.reference_model) if suite.reference_model else None,
+              "seconds": round(after.seconds + (before.seconds if args.adapter else 0), 2)}
     if args.adapter:
-        model = load_adapter(model, args.adapter)
-    result = evaluate(model, loaded.tokenizer, suite, tier=tier, out_dir=args.out, cache_dir=args.cache_dir)
-
-    if args.json:
-        print(json.dumps({"suite": suite.name, "tier": tier, "model": model_dir, "adapter": args.adapter,
-                          "seconds": round(result.seconds, 2), "aggregates": result.aggregates,
-                          "warnings": result.warnings,
-                          "items_path": str(result.items_path) if result.items_path else None}, indent=2))
+        judgement = judge(before, after)
+        if args.json:
+            print(json.dumps({**header, "judgement": judgement.to_dict(),
+                              "items_paths": {"before": _path(before), "after": _path(after)}}, indent=2))
+            return 0
+        print(f"Model: {model_dir}; before = the model alone, after = with the adapter {args.adapter}")
+        print(f"Suite: {suite.name}, tier {tier} ({header['seconds']:.1f} s)\n")
+        print(format_judgement(judgement, every_row=args.all))
         return 0
-    width = max(len("metric"), *(len(k) for k in result.aggregates))
-    print(f"Model: {model_dir}" + (f" + adapter {args.adapter}" if args.adapter else ""))
-    print(f"Suite: {suite.name}, tier {tier} ({result.seconds:.1f} s)")
-    print(f"{'metric':<{width}}  value")
-    for key, value in result.aggregates.items():
-        print(f"{key:<{width}}  {_format(value)}")
-    for warning in result.warnings:
-        print(f"warning: {warning}")
-    if result.items_path:
-        print(f"Per-item results: {result.items_path}")
+    rows = describe(after)
+    if args.json:
+        print(json.dumps({**header, "metrics": [row.to_dict() for row in rows], "skipped": after.skipped,
+                          "items_path": _path(after)}, indent=2))
+        return 0
+    print(f"Model: {model_dir}\nSuite: {suite.name}, tier {tier} ({after.seconds:.1f} s)\n")
+    print(format_rows(rows if args.all else [r for r in rows if r.headline], after.skipped))
+    if after.items_path:
+        print(f"Per-item results: {after.items_path}")
     return 0
+
+
+def _path(result) -> str | None:
+    return str(result.items_path) if result.items_path else None

@@ -43,7 +43,8 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # torch and transformers load only when a run is asked for
-    from unlearn_studio.core.evaluation.run_evaluation import compare, format_table
+    from unlearn_studio.core.evaluation.table import format_judgement
+    from unlearn_studio.core.evaluation.verdicts import judge
     from unlearn_studio.core.run.start import start_run
 
     config = RunConfig.load(args.project)
@@ -73,13 +74,10 @@ def run(args: argparse.Namespace) -> int:
     if result.status in ("finished", "stopped"):
         print(f"Run {result.run_id} {result.status} after {result.steps} steps; adapter: {result.adapter_dir}")
         if {"before", "after"} <= set(result.evaluations):
-            from unlearn_studio.core.methods.registry import get_method
-
-            rows = compare(result.evaluations["before"].aggregates, result.evaluations["after"].aggregates,
-                           get_method(config.method.name).expected_moves)
+            judgement = judge(result.evaluations["before"], result.evaluations["after"])
             print(f"\nBefore / after ({config.evaluation.suite} suite; every metric and per-item results in "
                   f"{result.output_dir / 'evaluation'}):")
-            print(format_table(rows))
+            print(format_judgement(judgement))
         return 0
     print(f"Run {result.run_id} {result.status} at step {result.steps}; output: {result.output_dir}", file=sys.stderr)
     return 1

@@ -123,9 +123,6 @@ def _option_checks(config: RunConfig) -> list[Check]:
     if device == "cpu" and config.model.dtype == "fp16":
         checks.append(Check(WARNING, "fp16 weights on the CPU are slow and some operations lack fp16 kernels",
                             "Use fp32 or bf16 on the CPU."))
-    if config.evaluation.suite == "demo" and not config.model.is_demo:
-        checks.append(Check(WARNING, "The \"demo\" evaluation suite measures the demo world",
-                            "For your own model choose \"fast\" or \"full\", which evaluate the project's data."))
     if t.max_steps is not None and t.checkpoint_every > t.max_steps:
         checks.append(Check(OK, "No checkpoint before the end of the run",
                             f"A checkpoint is written every {t.checkpoint_every} steps; stop and save still writes one."))

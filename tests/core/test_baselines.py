@@ -307,7 +307,7 @@ def test_project_file_runs_the_method_with_its_defaults(name):
     assert cls.name == name
     assert cls.check_params(config.method.params) == cls.check_params({})
     cls.check_roles(set(config.data))
-    assert config.model.is_demo and config.evaluation.suite == "demo"
+    assert config.model.is_demo and config.evaluation.suite == "fast"
     assert config.training.batch_size == 8 and config.training.max_length == 64
     assert config.training.max_steps is not None and config.training.max_steps <= 200
     text = (PROJECTS / f"{name}.toml").read_text(encoding="utf-8")

@@ -94,7 +94,7 @@ def test_demo_project_loads_and_round_trips(tmp_path):
     assert set(config.method.params) <= {h.name for h in method.hyperparameters}
     method.check_params(config.method.params)  # a wrong type or range raises UserError
     assert config.training.max_steps is not None and config.training.batch_size == 8
-    assert config.evaluation.suite == "demo" and config.output.dir == "runs"
+    assert config.evaluation.suite == "fast" and config.output.dir == "runs"
     assert config.base_dir == DEMO_TOML.parent
     assert_round_trips(config, tmp_path)
 

@@ -447,7 +447,7 @@ def test_project_files_load_and_their_parameters_check(name):
     assert cls.name == "icu"
     cls(config.method.params)
     cls.check_roles(set(config.data))
-    assert config.model.is_demo and config.evaluation.suite == "demo"
+    assert config.model.is_demo and config.evaluation.suite == "fast" and config.evaluation.reference_model == "demo"
     assert config.training.epochs is not None  # the cap: an epoch is a pass over the targets
     text = (PROJECTS / f"{name}.toml").read_text(encoding="utf-8")
     assert text.startswith("#") and "arXiv 2407.20271" in text.split("\n\n")[0]

@@ -17,7 +17,6 @@ from tiny_models import build_tiny_model
 from unlearn_studio.core.data import load_dataset_file, tokenize_rows
 from unlearn_studio.core.data.templates import IGNORE_INDEX, collate, pad_token_id_for
 from unlearn_studio.core.errors import UserError
-from unlearn_studio.core.evaluation.run_evaluation import HEADLINE
 from unlearn_studio.core.events import StepEvent
 from unlearn_studio.core.methods.base import Batch, MethodContext, all_terms, forward_logits
 from unlearn_studio.core.methods.losses import sequence_nll
@@ -350,9 +349,6 @@ def test_a_short_run_streams_the_declared_terms_and_saves_the_negated_adapter(ti
 def test_declarations():
     cls = get_method("sku")
     assert cls is SKU and cls.roles.required == ("harmful", "normal")
-    assert cls.expected_moves["harmful/harmful_rate"] == "down"
-    assert {move for key, move in cls.expected_moves.items() if key != "harmful/harmful_rate"} == {"hold"}
-    assert set(cls.expected_moves) <= {key for key, _, _ in HEADLINE}
     doc = sys.modules[cls.__module__].__doc__
     assert "arXiv 2402.10058" in doc and "answer tokens only" in doc
     assert cls.check_params({}) == {"distortion_weight": 2.5, "disassociation_weight": 2.5,
@@ -376,7 +372,9 @@ def test_paper_project_has_the_papers_defaults():
 
 def test_demo_project_runs_sku_on_the_demo():
     config = RunConfig.load(PROJECTS / "sku_demo.toml")
-    assert config.method.name == "sku" and config.model.is_demo and config.evaluation.suite == "demo"
+    assert config.method.name == "sku" and config.model.is_demo and config.evaluation.suite == "fast"
+    assert config.evaluation.harm_judge == "unlearn_studio.core.demo.judge:key_step_judge"
+    assert config.evaluation.sets["harmful_heldout"].path == "demo:harmful_eval.jsonl"
     SKU.check_params(config.method.params)
     SKU.check_roles(set(config.data))
     assert config.data["harmful"].path == "demo:harmful_train.jsonl"
