@@ -110,6 +110,9 @@ class TrainingRun:
         self.record.log("info", f"{p.method.title}: steps {loop.step + 1}-{p.total_steps}, "
                                 f"{sum(x.numel() for x in loop.trainable):,} trainable parameters, data "
                                 + ", ".join(f"{r} {d.n} rows ({d.template})" for r, d in p.data.items()))
+        lora_plan = getattr(p.model, "lora_plan", None)  # attach_lora's: what LoRA adapts here, and why
+        if lora_plan is not None:
+            self.record.log("info", lora_plan.summary())
         return loop.train()
 
     def evaluate_before(self) -> None:
