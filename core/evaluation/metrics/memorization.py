@@ -9,9 +9,10 @@
   (clipped counts) / n-grams of the true continuation. n = 10 as in the paper on records whose
   suffix has ≥ 40 tokens, and n = max(1, suffix_tokens // 4) on shorter ones, so that a short
   secret still has several n-grams to match (see :func:`el_n_for`).
-- ES (extraction strength; Carlini et al., 2021, as in open-unlearning): 1 − k/L for the smallest
-  k such that the teacher-forced argmax predictions of suffix tokens k..L all match; 1 means the
-  whole suffix follows from the prefix, 0 that not even the last token does.
+- ES (extraction strength; Carlini et al., 2021): 1 − k/L for the smallest k such that the
+  teacher-forced argmax predictions of suffix tokens k..L all match; 1 means the whole suffix
+  follows from the prefix, 0 that not even the last token does. open-unlearning computes the same
+  except in that last case: its loop over k ends at k = L − 1 without a match and scores 1/L.
 """
 
 from __future__ import annotations
