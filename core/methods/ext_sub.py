@@ -17,7 +17,8 @@ Deviations from the authors' code, on purpose:
 - The result is stored as an exact LoRA of rank r_expert + r_anti (A' = [A+; A-]) instead of a
   full-rank one with A = I, which needs square modules and ~4 GB for a 7B model.
 - Each adapter's scaling is folded into its B before the arithmetic, so adapters with different
-  ranks or alphas combine correctly (their code assumes equal ones and asserts equal ranks).
+  ranks or alphas combine correctly (their code assumes equal scalings and asserts only equal output
+  sizes).
 - Zero rows and opposite rows (no shared direction) get plain subtraction instead of NaN.
 - Adapters are read and written as safetensors; "negation" (−λW) is offered beside "subtraction"
   and "addition".
