@@ -13,7 +13,7 @@ COMMAND_MODULES = ("run", "sweep", "eval", "check", "info", "data_check", "demo"
 EXIT_BAD_INPUT = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: tuple[str, ...] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="unlearn-studio",
         description="Remove a concept, a behaviour or memorized data from a causal language model. "
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--screenshot", metavar="PNG", help="save the first window as a PNG once the project has "
                      "loaded, then quit")
     gui.set_defaults(handler=_open_app)
-    for name in COMMAND_MODULES:
+    for name in commands:
         import_module(f"{__package__}.{name}").add_parser(subparsers)
     return parser
 
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].endswith(".toml") or argv[0] in ("--store", "--screenshot"):
         argv = ["gui", *argv]
-    args = build_parser().parse_args(argv)
+    # Opening the app needs no other command's module (some import torch): the window comes first.
+    args = build_parser(() if argv[0] == "gui" else COMMAND_MODULES).parse_args(argv)
     try:
         return args.handler(args)
     except UserError as error:
