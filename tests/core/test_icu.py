@@ -1,6 +1,6 @@
-"""ICU (core/methods/icu.py, icu_refine.py, icu_neighbours.py): BLEU-4 and token F1, the
-forgotten rule and flags that come back, the nearest non-target neighbour, skipped steps, stop
-conditions, resumable state, and short runs on a tiny llama through the runner."""
+"""ICU (core/methods/icu/): BLEU-4 and token F1, the forgotten rule and flags that come back,
+the nearest non-target neighbour, skipped steps, stop conditions measured as the authors measure
+them, resumable state, and short runs on a tiny llama through the runner."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tiny_models import build_tiny_model
 
 from unlearn_studio.core.data.templates import collate, pad_token_id_for
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.evaluation.metrics import memorization
 from unlearn_studio.core.events import LogEvent, StepEvent
 from unlearn_studio.core.methods.base import MethodContext, all_terms, forward_logits
 from unlearn_studio.core.methods.icu import method as icu_module
@@ -32,6 +33,7 @@ from unlearn_studio.core.methods.icu.refine import (
     is_forgotten,
     memorization_scores,
     refine,
+    stop_cut_points,
     token_f1,
 )
 from unlearn_studio.core.methods.losses import mean_answer_ce
@@ -196,13 +198,37 @@ def own_continuation_records(context, n_new: int = 12) -> list[Record]:
     return [Record(p + g, len(p)) for p, g in zip(prefixes, generated) if len(g) >= 8]
 
 
-def test_a_record_the_model_reproduces_is_active_and_fully_memorized(context):
+def test_a_record_the_model_reproduces_is_active(context):
     own = own_continuation_records(context)
     assert own, "the tiny model stopped at EOS at once; pick other prefixes"
     result = refine(context.model, context.tokenizer, own, f1_threshold=0.3, bleu_threshold=0.01)
     assert result.flags == [1] * len(own)
     assert result.bleu == pytest.approx([1.0] * len(own)) and result.f1 == pytest.approx([1.0] * len(own))
-    assert result.ma == pytest.approx(1.0) and result.el == pytest.approx(1.0)
+
+
+def test_a_sequence_the_model_produces_whole_has_ma_and_el_of_one(context):
+    """The stop rule's MA covers every position and EL_10 every one of the last 50 cut points: a
+    record that is the model's own greedy text from its first token on scores 1 on both."""
+    context.model.eval()
+    start = [context.tokenizer("The")["input_ids"][0]]
+    generated = greedy_continuations(context.model, context.tokenizer, [(start, 24)])[0]
+    assert len(generated) >= 12, "the tiny model stopped at EOS early; pick another first token"
+    record = Record(start + generated, 1)
+    scores = memorization_scores(context.model, context.tokenizer, [record])
+    assert scores.ma == pytest.approx(1.0) and scores.el == pytest.approx(1.0)
+
+
+def test_the_stop_rule_counts_as_the_authors_code():
+    # Their 200-token sequences: cut points 150..190 (the last 50 leaving 10 true tokens), 41 of them.
+    assert stop_cut_points(200) == range(150, 191) and len(stop_cut_points(200)) == 41
+    assert stop_cut_points(30) == range(1, 21) and len(stop_cut_points(10)) == 0
+    # A continuation that loops over one true 10-gram: every repeat counts (unclipped), which the
+    # evaluation suite's clipped overlap does not.
+    truth = list(range(20))
+    looping = list(range(10)) * 3
+    assert memorization.ngram_overlap_unclipped(looping, truth, 10) == pytest.approx(3 / 11)
+    assert memorization.ngram_overlap(looping, truth, 10) == pytest.approx(1 / 11)
+    assert memorization.ngram_overlap_unclipped([1, 2], [1, 2, 3], 10) is None
 
 
 def test_a_record_the_model_does_not_reproduce_is_forgotten(context):
@@ -212,8 +238,8 @@ def test_a_record_the_model_does_not_reproduce_is_forgotten(context):
     scores = memorization_scores(context.model, context.tokenizer, records)
     assert (scores.ma, scores.el) == (pytest.approx(result.ma), pytest.approx(result.el))
     assert 0 <= result.ma < 0.5 and 0 <= result.el < 0.5
-    assert scores.ma == pytest.approx(sum(m * len(r.suffix) for m, r in zip(scores.record_ma, records))
-                                      / sum(len(r.suffix) for r in records))  # pooled over tokens
+    positions = [len(r.ids) - 1 for r in records]  # every token after the first: the authors' MA
+    assert scores.ma == pytest.approx(sum(m * n for m, n in zip(scores.record_ma, positions)) / sum(positions))
     # flag_by_memorization: a target also stays active while its own MA or EL is at a level.
     kept = refine(context.model, context.tokenizer, records, f1_threshold=0.3, bleu_threshold=0.01,
                   keep_above=(0.0, 2.0))
@@ -379,6 +405,7 @@ def lora_b_is_zero(adapter_dir: Path) -> bool:
     return all(not value.any() for name, value in weights.items() if "lora_B" in name)
 
 
+@pytest.mark.slow
 def test_a_run_with_nothing_to_forget_skips_every_step_and_ends_after_one_epoch(tmp_path, tiny_dir):
     events = Recorder()
     never_low_enough = {"ma_threshold": 0.0, "el_threshold": 0.0}  # so only "no target active" ends it
@@ -391,6 +418,7 @@ def test_a_run_with_nothing_to_forget_skips_every_step_and_ends_after_one_epoch(
     assert all(e.losses["loss/total"] == 0.0 for e in events.steps())
 
 
+@pytest.mark.slow
 def test_a_short_run_trains_on_active_targets_and_streams_its_terms(tmp_path, tiny_dir):
     # Thresholds of 0 count every target as reproduced, and a stop below MA/EL 0 never comes.
     params = {"f1_threshold": 0.0, "bleu_threshold": 0.0, "ma_threshold": 0.0, "el_threshold": 0.0}
@@ -407,6 +435,7 @@ def test_a_short_run_trains_on_active_targets_and_streams_its_terms(tmp_path, ti
     assert any("after epoch 2" in m for m in logs)
 
 
+@pytest.mark.slow
 def test_a_run_ends_once_the_targets_are_below_the_thresholds(tmp_path, tiny_dir):
     params = {"f1_threshold": 0.0, "bleu_threshold": 0.0, "ma_threshold": 1.0, "el_threshold": 1.0}
     events = Recorder()
@@ -415,6 +444,7 @@ def test_a_run_ends_once_the_targets_are_below_the_thresholds(tmp_path, tiny_dir
     assert any("at the level of unseen text" in m for m in events.logs())
 
 
+@pytest.mark.slow
 def test_calibrate_takes_the_thresholds_from_the_holdout_records(tmp_path, tiny_dir):
     events = Recorder()
     config = make_config(tmp_path, tiny_dir, {"calibrate": True}, epochs=1, holdout=True)

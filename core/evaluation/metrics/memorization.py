@@ -8,7 +8,8 @@
   rest of the record; EL_n is the mean overlap over cut points. Overlap = matched n-grams
   (clipped counts) / n-grams of the true continuation. n = 10 as in the paper on records whose
   suffix has ≥ 40 tokens, and n = max(1, suffix_tokens // 4) on shorter ones, so that a short
-  secret still has several n-grams to match (see :func:`el_n_for`).
+  secret still has several n-grams to match (see :func:`el_n_for`). The paper's and ICU's code
+  count the overlap unclipped (:func:`ngram_overlap_unclipped`), which ICU's stop rule uses.
 - ES (extraction strength; Carlini et al., 2021): 1 − k/L for the smallest k such that the
   teacher-forced argmax predictions of suffix tokens k..L all match; 1 means the whole suffix
   follows from the prefix, 0 that not even the last token does. open-unlearning computes the same
@@ -61,6 +62,19 @@ def extraction_likelihood(continuations: Sequence[Sequence[int]], references: Se
         return float("nan")
     overlaps = [ngram_overlap(g, r, n) for g, r in zip(continuations, references, strict=True)]
     return sum(overlaps) / len(overlaps)
+
+
+def ngram_overlap_unclipped(generated: Sequence[int], reference: Sequence[int], n: int) -> float | None:
+    """The overlap as the EL of Jang et al. and ICU's code count it: every n-gram of ``generated``
+    that occurs among ``reference``'s n-grams counts, repeats included (so a continuation looping
+    over one true n-gram scores high), over the number of ``reference``'s n-grams; None when
+    ``reference`` has no n-gram (their code skips such a cut point)."""
+    want = _ngrams(reference, n)
+    total = sum(want.values())
+    if not total:
+        return None
+    got = _ngrams(generated, n)
+    return sum(count for gram, count in got.items() if gram in want) / total
 
 
 def extraction_strength(predicted: Sequence[int], truth: Sequence[int]) -> float:

@@ -11,7 +11,7 @@ of a batch and their neighbours:
 streamed as "unlearn", "neighbour" and "kl". Before the first epoch and after each one, every
 target's prefix is continued greedily and compared with its true suffix; a target the model no
 longer reproduces (similarity F1 < 0.3 or BLEU-4 < 0.01) is set inactive, and one that comes back
-is active again (icu_refine.py). The run ends when the targets' MA and EL_n fall below the
+is active again (icu/refine.py). The run ends when the targets' MA and EL_10 fall below the
 thresholds, when no target is active, or at the project's epoch/step cap.
 
 Where we differ from the authors' code, and why:
@@ -21,18 +21,19 @@ Where we differ from the authors' code, and why:
 - Steps whose batch has no active target are skipped (no gradient, weights untouched); the
   authors' code takes a step on an empty batch, whose mean CE is NaN.
 - The KL term is KL(p0 ‖ pθ) over the neighbours' attended tokens, from the adapter-off model on
-  the fly; the authors use CE against p0's stored probabilities (the same gradient) with kl 0.5
-  in the released script; we keep 1.0, the value METHODS.md records from the paper.
-- Flags: the paper's thresholds (F1 0.3, BLEU 0.01); the released script uses 0.4 / 0.05 and
-  also drops degenerate (repetitive) continuations. F1 is token-overlap F1, not BERTScore, so
+  the fly; the authors use CE against p0's stored probabilities (the same gradient), with weight
+  1.0 in their current script (--kl 1.0; commits of April 2024 used 0.5).
+- Flags: the paper's and the current script's thresholds (F1 0.3, BLEU 0.01; an April 2024
+  commit flagged by F1 < 0.4 alone). The script logs each continuation's entropy and token
+  diversity but flags by F1 and BLEU only, as we do. F1 is token-overlap F1, not BERTScore, so
   nothing is downloaded. Continuations are greedy (the script uses 2 beams) and as long as the
   true suffix.
-- Stop: MA < acc and EL_n < el over the targets, measured as the evaluation suite measures
-  memorization records (MA on suffix tokens, EL_n over cut points in the suffix, n = 10 for long
-  suffixes and smaller for short ones); the script uses MA over the whole sequence and EL10 over
-  the last 50 cut points. It also stops at fewer than 10 active targets, we at none.
-  ``calibrate = true`` takes the thresholds from the original model's MA and EL_n on the
-  holdout records (text it never saw), the idea behind the paper's fixed numbers.
+- Stop: MA < acc and EL_10 < el over the targets, with the definitions the paper's thresholds
+  were measured with (icu/refine.py): MA at every position of the sequence, EL_10 with unclipped
+  10-gram counts over the last 50 cut points. Like the current script, the run also stops when no
+  target is active. ``calibrate = true`` takes both thresholds from the original model's MA and
+  EL_10 (the same definitions) on the holdout records (text it never saw), the idea behind the
+  paper's fixed numbers, which are GPT-Neo's on its unseen data.
 - Neighbours come from the model's own mean-pooled hidden states unless a local embedding model
   folder is given (the authors: all-MiniLM-L6-v2 with faiss).
 - Two options of ours, off by default: ``unlearn_span = "suffix"`` leaves a target's prefix out
@@ -52,7 +53,6 @@ import torch
 from unlearn_studio.core.data.templates import IGNORE_INDEX, collate, pad_token_id_for
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.methods.base import (
-    FORGET_PERSON_METRICS,
     Batch,
     DataRoles,
     Hyperparameter,
@@ -89,28 +89,27 @@ class ICU(UnlearningMethod):
     # retain is the neighbour pool and holdout calibrates the thresholds: both read whole, never batched.
     roles = DataRoles(required=("forget", "retain"), optional=("holdout",), not_batched=("retain", "holdout"))
     terms = ("unlearn", "neighbour", "kl")
-    # The demo suite's "forget" set is the forget10 persons' questions, which ICU does not train
-    # on; its targets are the secret records (secrets_forget/ma falls, as the table expects).
-    expected_moves = dict.fromkeys(FORGET_PERSON_METRICS, "hold")
     hyperparameters = (
         Hyperparameter("unlearn_weight", float, 1.0, "uw: weight of the gradient-ascent CE on active targets",
                        f"{PAPER}, §4.1: 1.0", minimum=0.0),
         Hyperparameter("neighbour_weight", float, 0.5, "lw: weight of the CE on the targets' neighbours",
                        f"{PAPER}, §4.1: 0.5", minimum=0.0),
         Hyperparameter("kl_weight", float, 1.0, "weight of KL(p0 ‖ pθ) on the neighbours",
-                       f"{PAPER} as recorded in METHODS.md: 1.0 (the released script: 0.5)", minimum=0.0),
+                       f"{PAPER} and its current script: 1.0 (commits of April 2024: 0.5)", minimum=0.0),
         Hyperparameter("f1_threshold", float, 0.3, "a target whose continuation has token F1 below this is forgotten",
                        f"{PAPER}, §3.3: 0.3 (BERTScore F1 there)", minimum=0.0, maximum=1.0),
         Hyperparameter("bleu_threshold", float, 0.01, "a target whose continuation has BLEU-4 below this is forgotten",
                        f"{PAPER}, §3.3: 0.01", minimum=0.0, maximum=1.0),
-        Hyperparameter("ma_threshold", float, 0.5994, "stop once the targets' MA is below this (and EL too)",
-                       f"{PAPER}: MA of GPT-Neo on unseen data, 0.5994", minimum=0.0, maximum=1.0),
-        Hyperparameter("el_threshold", float, 0.0499, "stop once the targets' EL_n is below this (and MA too)",
-                       f"{PAPER}: EL10 of GPT-Neo on unseen data, 0.0499", minimum=0.0, maximum=1.0),
+        Hyperparameter("ma_threshold", float, 0.5994, "stop once the targets' MA (every position of the "
+                       "sequence) is below this, and EL_10 too", f"{PAPER}: MA of GPT-Neo on unseen data, 0.5994",
+                       minimum=0.0, maximum=1.0),
+        Hyperparameter("el_threshold", float, 0.0499, "stop once the targets' EL_10 (unclipped, last 50 cut "
+                       "points) is below this, and MA too", f"{PAPER}: EL_10 of GPT-Neo on unseen data, 0.0499",
+                       minimum=0.0, maximum=1.0),
         Hyperparameter("flag_by_memorization", bool, False, "a target also stays active while its own MA or "
                        "EL is at or above the stop thresholds (its continuation may go astray while its later "
                        "tokens are still memorized)", "ours; the paper flags by the continuation alone"),
-        Hyperparameter("calibrate", bool, False, "take both thresholds from the original model's MA and EL_n on "
+        Hyperparameter("calibrate", bool, False, "take both thresholds from the original model's MA and EL_10 on "
                        "the holdout records (needs a holdout role)", "ours: the paper's thresholds are the "
                        "level of unseen text for its models"),
         Hyperparameter("prefix_tokens", int, 50, "prefix length of text rows without a 'prefix' field "

@@ -10,9 +10,16 @@ reproduces, and how memorized the target set is as a whole.
   tokens; that is nltk's ``sentence_bleu`` on ``word_tokenize`` output, which the authors call.
 - Similarity F1: token-overlap F1 of the lowercased words (``\\w+``, punctuation left out), as
   SQuAD's F1 without its article removal. The authors use BERTScore F1, which needs a BERT model.
-- MA and EL_n are measured as the evaluation suite measures memorization records
-  (core/evaluate.py, core/metrics/memorization.py): MA pooled over suffix tokens, EL_n per
-  record with n from its suffix length, averaged over records.
+- MA and EL, which the stop rule compares with its thresholds, are measured with the definitions
+  those thresholds come from (the authors' code, himalalps/ICU train_neo_meanwhile_update.py,
+  validation_ma and validation_el): MA is the greedy next-token accuracy at every position of
+  the sequence, prefix included, pooled over positions; EL_10 takes the greedy continuation from
+  each of the last 50 cut points that leave at least 10 true tokens, counts its 10-grams found
+  among the true continuation's unclipped (repeats count) over the true continuation's 10-grams,
+  and averages over the cut points, then over the records. (The evaluation suite reports MA on
+  the suffix and a clipped EL_n, core/evaluation/metrics/memorization.py: on a looping
+  continuation the two ELs differ several-fold, so a threshold means something only with the
+  definition it was measured with.)
 """
 
 from __future__ import annotations
@@ -167,7 +174,8 @@ def _device(model) -> torch.device:
 @torch.no_grad()
 def teacher_forced_predictions(model, records: Sequence[Record], pad_token_id: int,
                                batch_size: int = SCORING_BATCH) -> list[list[int]]:
-    """Per record, the argmax prediction for each suffix token with the record fed in whole."""
+    """Per record, the argmax prediction of every token after the first (tokens 1..L−1), with the
+    record fed in whole."""
     predictions = []
     for start in range(0, len(records), batch_size):
         chunk = records[start:start + batch_size]
@@ -179,8 +187,8 @@ def teacher_forced_predictions(model, records: Sequence[Record], pad_token_id: i
             attention[i, :len(record.ids)] = 1
         device = _device(model)
         argmax = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits.argmax(-1).cpu()
-        # Position t predicts token t + 1: the suffix tokens n_prefix.. come from positions n_prefix - 1..
-        predictions += [argmax[i, r.n_prefix - 1:len(r.ids) - 1].tolist() for i, r in enumerate(chunk)]
+        # Position t predicts token t + 1.
+        predictions += [argmax[i, :len(r.ids) - 1].tolist() for i, r in enumerate(chunk)]
     return predictions
 
 
@@ -216,10 +224,20 @@ class Batches:
         return cls(scoring=batch_size, generation=generation_rows(batch_size))
 
 
+STOP_EL_N = 10  # the authors' EL_10
+STOP_EL_WINDOW = 50  # their cut points: the last 50 of each 200-token sequence
+
+
+def stop_cut_points(length: int) -> range:
+    """Cut points t of the authors' EL_10: the last ``STOP_EL_WINDOW``, each leaving 10 true tokens."""
+    return range(max(1, length - STOP_EL_WINDOW), length - STOP_EL_N + 1)
+
+
 @dataclass
 class Memorization:
-    """MA and EL_n of a set of records (MA pooled over suffix tokens, EL_n averaged over the
-    records that have a cut point) and of each record (EL_n NaN where it has none)."""
+    """MA and EL_10 of a set of records, as the authors measure them (MA pooled over positions,
+    EL_10 averaged over the records that have a cut point), and of each record (EL NaN where it
+    has none)."""
 
     ma: float
     el: float
@@ -228,28 +246,25 @@ class Memorization:
 
 
 def memorization_scores(model, tokenizer, records: Sequence[Record], batches: Batches | None = None) -> Memorization:
-    """MA from one teacher-forced pass; EL_n from one greedy continuation per cut point t in
-    each suffix (n from the suffix's length), as core/evaluate.py measures memorization sets."""
+    """MA from one teacher-forced pass; EL_10 from one greedy continuation per cut point."""
     batches = batches or Batches()
     predictions = teacher_forced_predictions(model, records, pad_token_id_for(tokenizer), batches.scoring)
-    counts = [memorization.ma_counts(p, r.suffix) for p, r in zip(predictions, records, strict=True)]
+    counts = [memorization.ma_counts(p, r.ids[1:]) for p, r in zip(predictions, records, strict=True)]
     total = sum(n for _, n in counts)
     ma = sum(h for h, _ in counts) / total if total else math.nan
 
     jobs, owners = [], []
     for index, record in enumerate(records):
-        n = memorization.el_n_for(len(record.suffix))
-        for t in range(max(record.n_prefix, 1), len(record.ids) - n + 1):
+        for t in stop_cut_points(len(record.ids)):
             jobs.append((record.ids[:t], len(record.ids) - t))
             owners.append(index)
     outputs = greedy_continuations(model, tokenizer, jobs, batches.generation)
-    per_record: dict[int, tuple[list, list]] = {i: ([], []) for i in range(len(records))}
+    overlaps: dict[int, list[float]] = {i: [] for i in range(len(records))}
     for owner, (prompt, _), output in zip(owners, jobs, outputs, strict=True):
-        per_record[owner][0].append(output)
-        per_record[owner][1].append(records[owner].ids[len(prompt):])
-    record_el = [memorization.extraction_likelihood(generated, references,
-                                                    memorization.el_n_for(len(records[i].suffix)))
-                 if references else math.nan for i, (generated, references) in per_record.items()]
+        overlap = memorization.ngram_overlap_unclipped(output, records[owner].ids[len(prompt):], STOP_EL_N)
+        if overlap is not None:
+            overlaps[owner].append(overlap)
+    record_el = [sum(values) / len(values) if values else math.nan for values in overlaps.values()]
     measured = [value for value in record_el if not math.isnan(value)]
     el = sum(measured) / len(measured) if measured else math.nan
     return Memorization(ma, el, [h / n if n else math.nan for h, n in counts], record_el)
@@ -258,7 +273,7 @@ def memorization_scores(model, tokenizer, records: Sequence[Record], batches: Ba
 @dataclass
 class Refinement:
     """One refinement pass: per-target scores and flags (1 = still reproduced, keep unlearning),
-    and the set's MA and EL_n."""
+    and the set's MA and EL_10 (the authors' definitions)."""
 
     flags: list[int]
     bleu: list[float]
@@ -274,9 +289,9 @@ class Refinement:
 def refine(model, tokenizer, records: Sequence[Record], *, f1_threshold: float, bleu_threshold: float,
            keep_above: tuple[float, float] | None = None, batches: Batches | None = None) -> Refinement:
     """Generate each target's continuation from its prefix, score it against the true suffix,
-    flag the targets the model still reproduces, and measure MA and EL_n of the set.
+    flag the targets the model still reproduces, and measure MA and EL_10 of the set.
 
-    ``keep_above = (ma, el)``: a target also stays active while its own MA or EL_n is at or
+    ``keep_above = (ma, el)``: a target also stays active while its own MA or EL_10 is at or
     above these levels, although its continuation from the prefix has gone astray.
     """
     batches = batches or Batches()
