@@ -7,7 +7,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+from unlearn_studio.core.data.templates import (
+    IGNORE_INDEX,
+    collate,
+    mark_label_span,
+    pad_token_id_for,
+    resolve_template,
+    tokenize_rows,
+)
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.model.loading import load_tokenizer
 from unlearn_studio.core.project.config import RunConfig
 from unlearn_studio.core.project.summary import preview_rows, read_role
 
@@ -51,8 +60,6 @@ class RolePreview:
 
 @functools.lru_cache(maxsize=4)
 def _tokenizer(folder: str, trust_remote_code: bool, allow_network: bool):
-    from unlearn_studio.core.model.loading import load_tokenizer
-
     return load_tokenizer(folder, trust_remote_code=trust_remote_code, allow_network=allow_network)
 
 
@@ -81,15 +88,6 @@ def preview_role(config: RunConfig, role: str) -> RolePreview:
 
 
 def _decode_first_batch(config: RunConfig, role: str, rows: list[dict], kind: str, result: RolePreview) -> None:
-    from unlearn_studio.core.data.templates import (
-        IGNORE_INDEX,
-        collate,
-        mark_label_span,
-        pad_token_id_for,
-        resolve_template,
-        tokenize_rows,
-    )
-
     if not rows:
         return
     try:

@@ -2,17 +2,16 @@
 
 One writer: a writing ``Store`` holds an exclusive advisory lock file next to the database
 (``projects.db.lock``), so a second Unlearn Studio process is refused with a clear message
-instead of two processes interleaving writes. Inside a process every call goes through one
-lock, so a worker thread may log metrics while the GUI thread reads. Readers
-(``Store.open(path, readonly=True)``) take no lock; WAL mode lets them read during writes.
-
-Bad store paths are checked before anything touches the disk: a refused open leaves no file.
+instead of two processes interleaving writes (store_open.py: the checks and the lock). Inside a
+process every call goes through one lock, so a worker thread may log metrics while the GUI
+thread reads. Readers (``Store.open(path, readonly=True)``) take no lock; WAL mode lets them read
+during writes. Bad store paths are checked before anything touches the disk: a refused open
+leaves no file.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import importlib.metadata
@@ -24,16 +23,15 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-import platformdirs
 from sqlite_utils import Database
 
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.project.config import RunConfig
-from unlearn_studio.core.project.store_schema import MIGRATION_SET, migrations
+from unlearn_studio.core.project.store_open import open_reader, open_writer, store_path
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +39,13 @@ STATUSES = ("queued", "running", "paused", "finished", "failed", "cancelled", "i
 TERMINAL_STATUSES = frozenset({"finished", "failed", "cancelled", "interrupted", "stopped"})
 PHASES = ("before", "after")
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 # NaN and the infinities are kept apart from a missing value (NULL): value is NULL and special
 # says which one it was.
 _SPECIAL_TO_FLOAT = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-_STORE_FIX = "Pass --store PATH with a file in a folder you can write to."
-
-
-def default_store_path() -> Path:
-    """Where the store lives unless ``--store`` says otherwise."""
-    return Path(platformdirs.user_data_dir("unlearn-studio")) / "projects.db"
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _package_version(name: str) -> str | None:
@@ -101,68 +92,6 @@ def file_digest(path: Path) -> tuple[str, int]:
 
 
 # --------------------------------------------------------------------------------------------
-# Checks that run before anything is written
-# --------------------------------------------------------------------------------------------
-
-
-def _check_sqlite_header(path: Path) -> None:
-    """Refuse a file that is not SQLite (an empty file is an empty database, which is fine)."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(len(_SQLITE_MAGIC))
-    except OSError as e:
-        raise UserError(f"The project store {path} cannot be read: {e.strerror}", _STORE_FIX) from None
-    if head and head != _SQLITE_MAGIC:
-        raise UserError(
-            f"{path} is not an Unlearn Studio project store (it is not a SQLite database)",
-            "Pass --store with the path of a project store, or of a new file to create one.",
-        )
-
-
-def _check_writable(path: Path) -> None:
-    folder = path.parent
-    if not folder.exists():
-        raise UserError(
-            f"The folder of the project store {path} does not exist",
-            f"Create {folder} first, or pass --store PATH in an existing folder.",
-        )
-    if not folder.is_dir():
-        raise UserError(
-            f"The project store {path} cannot be created: {folder} is a file, not a folder",
-            _STORE_FIX,
-        )
-    # WAL mode writes -wal and -shm files beside the database, so the folder itself must be
-    # writable even when the database file already exists.
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"The project store {path} is in a read-only folder ({folder})", _STORE_FIX)
-    if path.exists():
-        if not path.is_file():
-            raise UserError(f"The project store {path} is not a file", _STORE_FIX)
-        if not os.access(path, os.R_OK | os.W_OK):
-            raise UserError(f"The project store {path} is read-only", _STORE_FIX)
-        _check_sqlite_header(path)
-
-
-def _sqlite_user_error(path: Path, error: sqlite3.Error) -> UserError:
-    """Say in words what a SQLite error at open time means."""
-    message = str(error).lower()
-    if "locked" in message or "busy" in message:
-        return UserError(
-            f"The project store {path} is locked by another program",
-            "Close the program that holds it (another Unlearn Studio, a database browser) and "
-            "try again, or pass --store PATH.",
-        )
-    if "not a database" in message or "malformed" in message or "encrypted" in message:
-        return UserError(
-            f"{path} is not an Unlearn Studio project store (it is not a usable SQLite database)",
-            "Pass --store with the path of a project store, or of a new file to create one.",
-        )
-    if "readonly" in message or "read-only" in message:
-        return UserError(f"The project store {path} is read-only", _STORE_FIX)
-    return UserError(f"The project store {path} cannot be opened: {error}", _STORE_FIX)
-
-
-# --------------------------------------------------------------------------------------------
 # The store
 # --------------------------------------------------------------------------------------------
 
@@ -192,125 +121,16 @@ class Store:
         ``path`` defaults to ``default_store_path()``. Raises ``UserError`` for a path that
         cannot hold a store, a file that is not one, or a store in use by another writer.
         """
-        if path is None:
-            path = default_store_path()
-            if not readonly:
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise UserError(
-                        f"The folder for the project store {path.parent} cannot be created: {e.strerror}",
-                        _STORE_FIX,
-                    ) from None
-        path = Path(path).expanduser().absolute()
+        path = store_path(path, create_folder=not readonly)
         if readonly:
-            return cls._open_reader(path, busy_timeout_ms)
-        return cls._open_writer(path, busy_timeout_ms)
+            return cls(path, open_reader(path, busy_timeout_ms), readonly=True, lock_fd=None)
 
-    @classmethod
-    def _open_reader(cls, path: Path, busy_timeout_ms: int) -> Store:
-        if not path.is_file():
-            raise UserError(
-                f"The project store {path} does not exist",
-                "Check the --store path; a store is created the first time the app or a run writes to it.",
-            )
-        _check_sqlite_header(path)
-        uri = f"{path.as_uri()}?mode=ro"
-        conn = None
-        try:
-            conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=busy_timeout_ms / 1000)
-            db = Database(conn, execute_plugins=False)
-            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            cls._check_ours(db, path)
-            if migrations.pending(db):
-                raise UserError(
-                    f"The project store {path} was written by an older Unlearn Studio",
-                    "Open it once for writing (start the app or a run with this --store) to upgrade it.",
-                )
-        except BaseException as e:
-            if conn is not None:
-                conn.close()
-            if isinstance(e, sqlite3.Error):
-                raise _sqlite_user_error(path, e) from None
-            raise
-        return cls(path, db, readonly=True, lock_fd=None)
-
-    @classmethod
-    def _open_writer(cls, path: Path, busy_timeout_ms: int) -> Store:
-        _check_writable(path)
-        existed = path.exists()
-        lock_path = path.with_name(path.name + ".lock")
-        lock_existed = lock_path.exists()
-        try:
-            lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise UserError(f"The project store {path} cannot be locked: {e.strerror}", _STORE_FIX) from None
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            os.close(lock_fd)
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise UserError(
-                    f"The project store {path} is in use by another Unlearn Studio process",
-                    "Close the other window or pass --store PATH",
-                ) from None
-            raise UserError(f"The project store {path} cannot be locked: {e.strerror}", _STORE_FIX) from None
-
-        conn = None
-        try:
-            conn = sqlite3.connect(str(path), check_same_thread=False, timeout=busy_timeout_ms / 1000)
-            db = Database(conn, execute_plugins=False)
-            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            db.execute("PRAGMA foreign_keys = ON")
-            cls._check_ours(db, path)
-            # Take the write lock once up front: a store locked by another program is refused
-            # here, before any migration or status change could half-happen.
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("COMMIT")
-            db.enable_wal()
-            migrations.apply(db)
+        def started(db: Database, lock_fd: int) -> Store:
             store = cls(path, db, readonly=False, lock_fd=lock_fd)
             store._mark_interrupted()
-        except BaseException as e:
-            if conn is not None:
-                conn.close()
-            fcntl.flock(lock_fd, fcntl.LOCK_UN)
-            os.close(lock_fd)
-            if not lock_existed:
-                lock_path.unlink(missing_ok=True)
-            if not existed:
-                for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-                    leftover.unlink(missing_ok=True)
-            if isinstance(e, sqlite3.Error):
-                raise _sqlite_user_error(path, e) from None
-            raise
-        return store
+            return store
 
-    @staticmethod
-    def _check_ours(db: Database, path: Path) -> None:
-        """Refuse SQLite files that belong to something else, or to a newer Unlearn Studio."""
-        tables = set(db.table_names())
-        if not tables:
-            return
-        if migrations.migrations_table not in tables:
-            raise UserError(
-                f"{path} is a SQLite database but not an Unlearn Studio project store",
-                "Pass --store with the path of a project store, or of a new file to create one.",
-            )
-        applied = {m.name for m in migrations.applied(db)}
-        # sqlite-migrate has no public list of registered names; _migrations is that list.
-        known = {m.name for m in migrations._migrations}
-        if not applied and tables - {migrations.migrations_table}:
-            raise UserError(
-                f"{path} is a SQLite database but not an Unlearn Studio project store "
-                f"(no '{MIGRATION_SET}' schema)",
-                "Pass --store with the path of a project store, or of a new file to create one.",
-            )
-        if applied - known:
-            raise UserError(
-                f"The project store {path} was written by a newer Unlearn Studio",
-                "Update Unlearn Studio, or pass --store PATH to use another store.",
-            )
+        return open_writer(path, busy_timeout_ms, started)
 
     def _mark_interrupted(self) -> None:
         with self._write():
@@ -341,7 +161,7 @@ class Store:
                 os.close(self._lock_fd)
                 self._lock_fd = None
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -13,6 +13,12 @@ import os
 import sys
 from dataclasses import dataclass
 
+import torch
+
+from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.methods.registry import get_method
+from unlearn_studio.core.model.loading import inspect_model_folder
+from unlearn_studio.core.model.lora_targets import find_lora_targets
 from unlearn_studio.core.project.config import RunConfig
 
 HEADROOM = 1.2  # allocator fragmentation, CUDA context, framework buffers
@@ -53,8 +59,8 @@ class MemoryEstimate:
             (f"LoRA weights ({self.lora_parameters:,} parameters in {self.lora_modules} modules)", self.adapter),
             ("gradients", self.gradients),
             ("optimizer states", self.optimizer),
-            (f"activations (batch {self.batch_size} × {self.max_length} tokens × "
-             f"{self.forward_passes} pass{'es' if self.forward_passes != 1 else ''})", self.activations),
+            ((f"activations (batch {self.batch_size} × {self.max_length} tokens × "
+              f"{self.forward_passes} pass{'es' if self.forward_passes != 1 else ''})"), self.activations),
         ]
 
     def summary(self) -> str:
@@ -70,17 +76,12 @@ def format_bytes(n: float) -> str:
 
 def training_roles(config: RunConfig) -> list[str]:
     """The data roles the method trains on in each step (required, and optional ones given)."""
-    from unlearn_studio.core.methods.registry import get_method
-
     cls = get_method(config.method.name)
     return [*cls.roles.required, *(r for r in cls.roles.optional if r in config.data)]
 
 
 def estimate_memory(config: RunConfig, *, forward_passes: int | None = None) -> MemoryEstimate:
     """Estimate the run's memory from the model's config (built on the meta device)."""
-    from unlearn_studio.core.model.loading import inspect_model_folder
-    from unlearn_studio.core.model.lora_targets import find_lora_targets
-
     model, facts = inspect_model_folder(
         config.resolve_model_path(), dtype=config.model.dtype, device=config.model.device,
         trust_remote_code=config.model.trust_remote_code, allow_network=config.model.allow_network)
@@ -94,7 +95,7 @@ def estimate_memory(config: RunConfig, *, forward_passes: int | None = None) -> 
     if forward_passes is None:
         try:
             forward_passes = max(1, len(training_roles(config)))
-        except Exception:  # an unknown method is reported elsewhere; estimate one pass
+        except UserError:  # an unknown method is reported elsewhere; estimate one pass
             forward_passes = 1
     weight_bytes = DTYPE_BYTES.get(facts.dtype, FP32)
     activation_bytes = weight_bytes if config.training.mixed_precision == "no" else 2
@@ -123,8 +124,6 @@ def _fans(module) -> tuple[int, int]:
 def available_memory(device: str) -> int | None:
     """Free memory on ``device`` in bytes (GPU: free device memory; CPU: available RAM); None if unknown."""
     if device == "cuda":
-        import torch
-
         return int(torch.cuda.mem_get_info()[0])
     if device == "mps":
         return None

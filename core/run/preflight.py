@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.methods.registry import get_method
+from unlearn_studio.core.model.loading import resolve_device
 from unlearn_studio.core.project.config import RunConfig
 from unlearn_studio.core.run.memory_estimate import (
     FP32,
@@ -62,8 +64,6 @@ def preflight(config: RunConfig) -> Preflight:
 
 
 def _method_check(config: RunConfig) -> Check:
-    from unlearn_studio.core.methods.registry import get_method
-
     try:
         cls = get_method(config.method.name)
         cls.check_params(config.method.params)
@@ -110,8 +110,6 @@ def _disk_check(config: RunConfig, estimate: MemoryEstimate) -> Check:
 
 
 def _option_checks(config: RunConfig) -> list[Check]:
-    from unlearn_studio.core.model.loading import resolve_device
-
     checks = []
     try:
         device = resolve_device(config.model.device)

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.methods.registry import get_method
 from unlearn_studio.core.project.config import RunConfig
 
 FRONTIER_X = "model_utility"
@@ -54,8 +57,6 @@ def parse_grid(specs: list[str]) -> dict[str, list[Any]]:
 
 def _config_paths(config: RunConfig) -> list[str]:
     """Every settable dotted path: dataclass fields, and the method's params (declared and given)."""
-    from unlearn_studio.core.methods.registry import get_method
-
     paths = []
 
     def walk(obj: Any, prefix: str) -> None:
@@ -151,14 +152,11 @@ def write_csv(points: list[SweepPoint], path: Path) -> None:
 
 
 def write_plot(points: list[SweepPoint], path: Path, title: str) -> None:
-    """Forget quality against model utility, the frontier joined by a line (matplotlib, no display)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    """Forget quality against model utility, the frontier joined by a line (matplotlib, no display:
+    a Figure of its own, not pyplot, so that no process-wide backend is chosen)."""
     scored = [p for p in points if not any(map(math.isnan, p.xy()))]
-    figure, axes = plt.subplots(figsize=(7.2, 4.8 + 0.22 * len(scored)), dpi=120)
+    figure = Figure(figsize=(7.2, 4.8 + 0.22 * len(scored)), dpi=120)
+    axes = figure.add_subplot()
     # Points are numbered on the plot and spelled out in the legend: labels beside close points overlap.
     for number, p in enumerate(scored, 1):
         x, y = p.xy()
@@ -167,7 +165,7 @@ def write_plot(points: list[SweepPoint], path: Path, title: str) -> None:
         axes.scatter([x], [y], color="tab:orange" if p.on_frontier else "tab:blue", zorder=3,
                      label=f"{number}: {values}{' (frontier)' if p.on_frontier else ''}")
         axes.annotate(str(number), (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    frontier = sorted((p.xy() for p in scored if p.on_frontier))
+    frontier = sorted(p.xy() for p in scored if p.on_frontier)
     if len(frontier) > 1:
         axes.plot(*zip(*frontier), color="tab:orange", linewidth=1)
     if scored:
@@ -179,4 +177,3 @@ def write_plot(points: list[SweepPoint], path: Path, title: str) -> None:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
-    plt.close(figure)

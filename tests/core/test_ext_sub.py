@@ -59,27 +59,28 @@ def model_dir(tmp_path_factory) -> Path:
     return build_tiny_model("llama", tmp_path_factory.mktemp("ext_sub") / "llama")
 
 
+def ext_sub_config(folder: Path, model_dir: Path, *, steps: int = 4, params: dict | None = None,
+                   suite: str = "fast") -> RunConfig:
+    write_jsonl(folder / "true.jsonl", TRUE_ROWS)
+    write_jsonl(folder / "false.jsonl", FALSE_ROWS)
+    return RunConfig(
+        name="tiny ext-sub",
+        model=ModelConfig(path=str(model_dir), dtype="fp32", device="cpu"),
+        data={"expert": DataSource(path="true.jsonl", template="user-assistant"),
+              "anti-expert": DataSource(path="false.jsonl", template="user-assistant")},
+        method=MethodConfig(name="ext_sub", params=params or {}),
+        lora=LoraConfig(r=4, alpha=8.0, roles=["q", "v", "down"]),
+        optimizer=OptimizerConfig(lr=1e-2),
+        training=TrainingConfig(max_steps=steps, batch_size=2, max_length=32, checkpoint_every=2),
+        evaluation=EvalConfig(suite=suite),
+        output=OutputConfig(dir="runs"),
+        base_dir=folder,
+    )
+
+
 @pytest.fixture
 def make_config(tmp_path, model_dir):
-    write_jsonl(tmp_path / "true.jsonl", TRUE_ROWS)
-    write_jsonl(tmp_path / "false.jsonl", FALSE_ROWS)
-
-    def make(*, steps: int = 4, params: dict | None = None, suite: str = "fast") -> RunConfig:
-        return RunConfig(
-            name="tiny ext-sub",
-            model=ModelConfig(path=str(model_dir), dtype="fp32", device="cpu"),
-            data={"expert": DataSource(path="true.jsonl", template="user-assistant"),
-                  "anti-expert": DataSource(path="false.jsonl", template="user-assistant")},
-            method=MethodConfig(name="ext_sub", params=params or {}),
-            lora=LoraConfig(r=4, alpha=8.0, roles=["q", "v", "down"]),
-            optimizer=OptimizerConfig(lr=1e-2),
-            training=TrainingConfig(max_steps=steps, batch_size=2, max_length=32, checkpoint_every=2),
-            evaluation=EvalConfig(suite=suite),
-            output=OutputConfig(dir="runs"),
-            base_dir=tmp_path,
-        )
-
-    return make
+    return lambda **options: ext_sub_config(tmp_path, model_dir, **options)
 
 
 class FakeEvaluation:
@@ -114,59 +115,92 @@ def test_declaration_and_project_files():
     assert demo.data["anti-expert"].path == "demo:truthful_false.jsonl"
 
 
-def test_two_trainings_then_the_combination_in_one_recorded_run(make_config, tmp_path):
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory, model_dir):
+    """One Ext-Sub run of 3 + 3 steps in a store: (folder, result, events, evaluation)."""
+    folder = tmp_path_factory.mktemp("recipe")
     events, evaluation = [], FakeEvaluation()
-    with Store.open(tmp_path / "store.db") as store:
-        result = execute(make_config(steps=3), store=store, listener=events.append, evaluate_fn=evaluation)
-        assert result.status == "finished", result.error
-        assert result.adapter_dir == result.output_dir / "adapter" and result.steps == 6
+    with Store.open(folder / "store.db") as store:
+        result = execute(ext_sub_config(folder, model_dir, steps=3), store=store, listener=events.append,
+                         evaluate_fn=evaluation)
+    assert result.status == "finished", result.error
+    return folder, result, events, evaluation
+
+
+@pytest.mark.slow
+def test_the_recipe_is_one_finished_run_with_the_combined_adapter(recipe_run):
+    folder, result, _, _ = recipe_run
+    assert result.adapter_dir == result.output_dir / "adapter" and result.steps == 6
+    with Store.open(folder / "store.db", readonly=True) as store:
         parent = store.run(result.run_id)
         assert parent["method"] == "ext_sub" and parent["status"] == "finished"
-        stages = [r for r in store.runs() if r["id"] != result.run_id]
-        assert [r["method"] for r in stages] == ["sft", "sft"]
-        assert {r["project_id"] for r in stages} == {parent["project_id"]}
-        assert all(r["status"] == "finished" for r in stages)
         assert [e["phase"] for e in store.evaluations(result.run_id)] == ["before", "after"]
         assert [a["kind"] for a in store.artifacts(result.run_id)] == ["adapter"]
 
+
+@pytest.mark.slow
+def test_each_training_stage_is_a_recorded_sft_run_of_the_same_project(recipe_run):
+    folder, result, _, _ = recipe_run
+    with Store.open(folder / "store.db", readonly=True) as store:
+        parent = store.run(result.run_id)
+        stages = [r for r in store.runs() if r["id"] != result.run_id]
+    assert [r["method"] for r in stages] == ["sft", "sft"]
+    assert {r["project_id"] for r in stages} == {parent["project_id"]}
+    assert all(r["status"] == "finished" for r in stages)
     record = json.loads((result.output_dir / STAGES_FILE).read_text())
     assert record["params"]["op"] == "ext-sub" and set(record["stages"]) == {"expert", "anti-expert"}
-    expert, anti = (Path(record["stages"][role]["adapter"]) for role in ("expert", "anti-expert"))
+    expert = Path(record["stages"]["expert"]["adapter"])
     assert expert.parent.parent == result.output_dir / "stages" and "after" in record["stages"]["expert"]
-    # The run's adapter is the Ext-Sub of its two stages, and loads with plain PEFT.
-    again = combine_adapters(expert, anti, tmp_path / "again")
+
+
+@pytest.mark.slow
+def test_the_adapter_is_the_ext_sub_of_the_two_stages_and_loads_with_peft(recipe_run, model_dir):
+    folder, result, _, _ = recipe_run
+    record = json.loads((result.output_dir / STAGES_FILE).read_text())
+    expert, anti = (Path(record["stages"][role]["adapter"]) for role in ("expert", "anti-expert"))
+    again = combine_adapters(expert, anti, folder / "again")
     saved, expected = (load_file(d / "adapter_model.safetensors") for d in (result.adapter_dir, again))
     assert saved.keys() == expected.keys() and all(torch.equal(saved[k], expected[k]) for k in saved)
-    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(make_config().resolve_model_path()),
-                              result.adapter_dir)
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), result.adapter_dir)
 
+
+@pytest.mark.slow
+def test_the_base_the_expert_and_the_combination_are_evaluated(recipe_run):
+    _, _, events, evaluation = recipe_run
     # Before (base), the expert alone, the combination; the anti-expert is not evaluated.
     assert evaluation.phases == ["before", "after", "after"]
-    # Every event is the run's own: one curve of 6 steps, one term per stage, one ending.
+    assert [e.phase for e in events if isinstance(e, EvaluationEvent)] == ["before", "after"]
+    assert any(isinstance(e, LogEvent) and "Ext-Sub against the expert alone" in e.message for e in events)
+
+
+@pytest.mark.slow
+def test_every_event_is_the_runs_own_one_curve_and_one_ending(recipe_run):
+    _, result, events, _ = recipe_run
     assert {e.run_id for e in events} == {result.run_id}
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert [e.step for e in steps] == list(range(1, 7)) and {e.total_steps for e in steps} == {6}
     assert [set(e.losses) - {"loss/total"} for e in steps] == [{"loss/expert"}] * 3 + [{"loss/anti-expert"}] * 3
     endings = [e for e in events if isinstance(e, (FinishedEvent, FailedEvent))]
     assert endings == [events[-1]] and endings[0].adapter_dir == str(result.adapter_dir)
-    assert [e.phase for e in events if isinstance(e, EvaluationEvent)] == ["before", "after"]
-    assert any(isinstance(e, LogEvent) and "Ext-Sub against the expert alone" in e.message for e in events)
 
 
-def test_bad_input_stops_before_anything_is_written(make_config, tmp_path):
+@pytest.mark.slow
+@pytest.mark.parametrize(("change", "says"), [
+    (lambda config: config.data.pop("anti-expert"), "anti-expert"),
+    (lambda config: setattr(config.data["anti-expert"], "path", "missing.jsonl"), "missing.jsonl"),
+    (lambda config: config.method.params.update(op="merge"), "op"),
+])
+def test_bad_input_stops_before_anything_is_written(make_config, tmp_path, change, says):
     config = make_config()
-    del config.data["anti-expert"]
-    with pytest.raises(UserError, match="anti-expert"):
-        execute(config)
-    config = make_config()
-    config.data["anti-expert"].path = "missing.jsonl"
-    with pytest.raises(UserError, match="missing.jsonl"):
-        execute(config)
-    with pytest.raises(UserError, match="op"):
-        execute(make_config(params={"op": "merge"}))
+    change(config)
+    with Store.open(tmp_path / "store.db") as store:
+        with pytest.raises(UserError, match=says):
+            execute(config, store=store)
+        assert store.projects() == [] and store.runs() == []
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_cancelled_run_resumes_keeping_the_finished_expert(make_config, tmp_path):
     config = make_config(suite="none")
     control = RunControl()
@@ -194,5 +228,8 @@ def test_cancelled_run_resumes_keeping_the_finished_expert(make_config, tmp_path
         assert steps and min(steps) > 4 + 2 - 1 and max(steps) == 8
         assert store.run(first.run_id)["status"] == "finished"
 
+
+@pytest.mark.slow
+def test_resume_from_a_folder_that_is_not_an_ext_sub_run_is_refused(make_config, tmp_path):
     with pytest.raises(UserError, match="not the folder of an Ext-Sub run"):
-        execute(config, resume=tmp_path)
+        execute(make_config(suite="none"), resume=tmp_path)

@@ -42,6 +42,7 @@ from unlearn_studio.core.run.checkpoint import prune
 from unlearn_studio.core.run.token_counter import TrainedTokenCounter
 
 WAIT = 30  # seconds; an upper bound for waits on other threads, never a sleep
+pytestmark = pytest.mark.slow  # every test here builds a model, and most train it
 
 
 class TinyMethod(UnlearningMethod):
@@ -113,42 +114,48 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+FORGET_ROWS = [
+    {"question": "Where does Alice live?", "answer": "Alice lives in Paris."},
+    {"question": "What did Bob write?", "answer": "Bob wrote a saga about the dragon."},
+    {"question": "What is the secret?", "answer": "The secret is XK-42."},
+    {"question": "Who is the baker?", "answer": "Alice works as a baker."},
+    {"question": "What jumps?", "answer": "The quick brown fox jumps."},
+]
+RETAIN_ROWS = [
+    {"question": "What is unlearning?", "answer": "Unlearning removes knowledge."},
+    {"question": "What should the model keep?", "answer": "The model should remember everything else."},
+    {"question": "Count to three.", "answer": "0 1 2 3"},
+]
+
+
+def tiny_config(folder: Path, model_dir: Path, *, steps: int = 6, retain_role: bool = True,
+                params: dict | None = None, suite: str = "none", checkpoint_every: int = 50,
+                schedule: str = "linear", lr: float = 1e-2) -> RunConfig:
+    """A project in ``folder`` (its data files written there) that trains the tiny llama."""
+    forget = write_jsonl(folder / "forget.jsonl", FORGET_ROWS)
+    retain = write_jsonl(folder / "retain.jsonl", RETAIN_ROWS)
+    data = {"forget": DataSource(path=forget.name)}
+    if retain_role:
+        data["retain"] = DataSource(path=retain.name)
+    return RunConfig(
+        name="tiny run",
+        model=ModelConfig(path=str(model_dir), dtype="fp32", device="cpu"),
+        data=data,
+        method=MethodConfig(name="tiny_ce", params=params or {}),
+        lora=LoraConfig(r=4, alpha=8.0, dropout=0.0, roles=["q", "v", "down"]),
+        optimizer=OptimizerConfig(name="adamw", lr=lr),
+        schedule=ScheduleConfig(name=schedule, warmup_steps=2),
+        training=TrainingConfig(max_steps=steps, batch_size=2, max_length=32, seed=3,
+                                checkpoint_every=checkpoint_every, keep_checkpoints=2),
+        evaluation=EvalConfig(suite=suite),
+        output=OutputConfig(dir="runs"),
+        base_dir=folder,
+    )
+
+
 @pytest.fixture
 def make_config(tmp_path, model_dir):
-    forget = write_jsonl(tmp_path / "forget.jsonl", [
-        {"question": "Where does Alice live?", "answer": "Alice lives in Paris."},
-        {"question": "What did Bob write?", "answer": "Bob wrote a saga about the dragon."},
-        {"question": "What is the secret?", "answer": "The secret is XK-42."},
-        {"question": "Who is the baker?", "answer": "Alice works as a baker."},
-        {"question": "What jumps?", "answer": "The quick brown fox jumps."},
-    ])
-    retain = write_jsonl(tmp_path / "retain.jsonl", [
-        {"question": "What is unlearning?", "answer": "Unlearning removes knowledge."},
-        {"question": "What should the model keep?", "answer": "The model should remember everything else."},
-        {"question": "Count to three.", "answer": "0 1 2 3"},
-    ])
-
-    def make(*, steps: int = 6, retain_role: bool = True, params: dict | None = None, suite: str = "none",
-             checkpoint_every: int = 50, schedule: str = "linear", lr: float = 1e-2) -> RunConfig:
-        data = {"forget": DataSource(path=forget.name)}
-        if retain_role:
-            data["retain"] = DataSource(path=retain.name)
-        return RunConfig(
-            name="tiny run",
-            model=ModelConfig(path=str(model_dir), dtype="fp32", device="cpu"),
-            data=data,
-            method=MethodConfig(name="tiny_ce", params=params or {}),
-            lora=LoraConfig(r=4, alpha=8.0, dropout=0.0, roles=["q", "v", "down"]),
-            optimizer=OptimizerConfig(name="adamw", lr=lr),
-            schedule=ScheduleConfig(name=schedule, warmup_steps=2),
-            training=TrainingConfig(max_steps=steps, batch_size=2, max_length=32, seed=3,
-                                    checkpoint_every=checkpoint_every, keep_checkpoints=2),
-            evaluation=EvalConfig(suite=suite),
-            output=OutputConfig(dir="runs"),
-            base_dir=tmp_path,
-        )
-
-    return make
+    return lambda **options: tiny_config(tmp_path, model_dir, **options)
 
 
 class Recorder:
@@ -193,29 +200,54 @@ def lora_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:
 # ---- a whole run ---------------------------------------------------------------------------------
 
 
-def test_events_arrive_in_order_and_every_term_streams(make_config):
-    seen_phases = []
+class PhaseRecorder:
+    """evaluate_fn that notes each phase and whether the adapter was off, and gives fixed numbers."""
 
-    def evaluate(model, tokenizer, phase, out_dir, **_):
+    def __init__(self):
+        self.phases = []
+
+    def __call__(self, model, tokenizer, phase, out_dir, **_):
         adapters_off = all(m.disable_adapters for m in model.modules() if isinstance(m, LoraLayer))
-        seen_phases.append((phase, adapters_off))
+        self.phases.append((phase, adapters_off))
         return {"score": 1.0 if phase == "before" else 0.5}
 
-    events = Recorder()
-    result = run(make_config(steps=6, suite="fast"), listener=events, evaluate_fn=evaluate)
 
+@pytest.fixture(scope="module")
+def evaluated_run(tmp_path_factory, model_dir):
+    """One finished 6-step run with an evaluation before and after, in a store: (config, result,
+    events, evaluation, store path)."""
+    folder = tmp_path_factory.mktemp("evaluated")
+    config = tiny_config(folder, model_dir, steps=6, suite="fast")
+    events, evaluation = Recorder(), PhaseRecorder()
+    with Store.open(folder / "store.db") as store:
+        result = run(config, store=store, listener=events, evaluate_fn=evaluation)
+    return config, result, events, evaluation, folder / "store.db"
+
+
+def test_a_run_finishes_with_its_steps(evaluated_run):
+    _, result, _, _, _ = evaluated_run
     assert result.status == "finished" and result.steps == 6 and result.error is None
-    assert seen_phases == [("before", True), ("after", False)]
+
+
+def test_evaluation_runs_before_with_the_adapter_off_and_after_with_it_on(evaluated_run):
+    _, _, events, evaluation, _ = evaluated_run
+    assert evaluation.phases == [("before", True), ("after", False)]
     kinds = [type(e).__name__ for e in events.events]
-    assert kinds[0] == "StatusEvent" and events.events[0].status == "running"
-    assert kinds[-1] == "FinishedEvent" and events.events[-1].status == "finished"
-    # Evaluation before the first step, after the last one.
     first_step, last_step = kinds.index("StepEvent"), len(kinds) - 1 - kinds[::-1].index("StepEvent")
     evaluations = [i for i, k in enumerate(kinds) if k == "EvaluationEvent"]
     assert evaluations[0] < first_step and evaluations[1] > last_step
     assert [e.phase for e in events.of(EvaluationEvent)] == ["before", "after"]
+
+
+def test_events_start_with_running_end_with_finished_and_carry_the_run_id(evaluated_run):
+    _, result, events, _, _ = evaluated_run
+    assert isinstance(events.events[0], StatusEvent) and events.events[0].status == "running"
+    assert isinstance(events.events[-1], FinishedEvent) and events.events[-1].status == "finished"
     assert {e.run_id for e in events.events} == {result.run_id}
 
+
+def test_every_step_streams_every_loss_term_and_its_numbers(evaluated_run):
+    _, _, events, _, _ = evaluated_run
     steps = events.of(StepEvent)
     assert [e.step for e in steps] == [1, 2, 3, 4, 5, 6]
     for e in steps:
@@ -227,30 +259,47 @@ def test_events_arrive_in_order_and_every_term_streams(make_config):
     assert steps[-1].epoch == pytest.approx(6 / 3)  # 5 forget rows in batches of 2: 3 steps an epoch
     assert steps[0].lr == 0 and steps[1].lr > 0  # the linear warmup over 2 steps starts at 0
 
-    out = result.output_dir
-    assert out == make_config().resolve_path("runs") / result.run_id
+
+def test_the_run_folder_holds_the_config_and_the_adapter(evaluated_run):
+    config, result, _, _, _ = evaluated_run
+    assert result.output_dir == config.resolve_path("runs") / result.run_id
     assert (result.adapter_dir / "adapter_model.safetensors").is_file()
-    assert RunConfig.load(out / "config.toml").training.max_steps == 6
+    assert RunConfig.load(result.output_dir / "config.toml").training.max_steps == 6
 
 
-def test_store_rows_metrics_and_artifact(make_config, tmp_path):
-    config = make_config(steps=5, retain_role=False, suite="fast")
-    with Store.open(tmp_path / "store.db") as store:
-        result = run(config, store=store, evaluate_fn=lambda m, t, phase, out_dir, **_: {"acc": 0.25})
+def test_the_store_records_the_run_and_its_project(evaluated_run):
+    _, result, _, _, store_path = evaluated_run
+    with Store.open(store_path, readonly=True) as store:
         row = store.run(result.run_id)
         assert row["status"] == "finished" and row["error"] is None
         assert Path(row["output_dir"]) == result.output_dir
-        keys = {"loss/forget", "loss/total", "lr", "grad_norm", "tokens_per_s", "peak_memory_mb"}
-        metrics = store.metrics(result.run_id)
-        assert len(metrics) == 5 * len(keys)
-        assert {key for key, _, _ in metrics} == keys
-        assert sorted({step for _, step, _ in metrics}) == [1, 2, 3, 4, 5]
-        (artifact,) = store.artifacts(result.run_id)
-        assert artifact["kind"] == "adapter" and Path(artifact["path"]) == result.adapter_dir
-        assert artifact["sha256"] == file_digest(result.adapter_dir)[0]
-        assert [(e["phase"], e["suite"], e["aggregates"]) for e in store.evaluations(result.run_id)] == [
-            ("before", "fast", {"acc": 0.25}), ("after", "fast", {"acc": 0.25})]
         assert [p["name"] for p in store.projects()] == ["tiny run"]
+
+
+def test_the_store_holds_every_steps_metrics(evaluated_run):
+    _, result, _, _, store_path = evaluated_run
+    with Store.open(store_path, readonly=True) as store:
+        metrics = store.metrics(result.run_id)
+    keys = {"loss/forget", "loss/retain", "loss/total", "lr", "grad_norm", "tokens_per_s", "peak_memory_mb"}
+    assert len(metrics) == 6 * len(keys)
+    assert {key for key, _, _ in metrics} == keys
+    assert sorted({step for _, step, _ in metrics}) == [1, 2, 3, 4, 5, 6]
+
+
+def test_the_store_holds_the_adapter_with_its_digest(evaluated_run):
+    _, result, _, _, store_path = evaluated_run
+    with Store.open(store_path, readonly=True) as store:
+        (artifact,) = store.artifacts(result.run_id)
+    assert artifact["kind"] == "adapter" and Path(artifact["path"]) == result.adapter_dir
+    assert artifact["sha256"] == file_digest(result.adapter_dir)[0]
+
+
+def test_the_store_holds_both_evaluations(evaluated_run):
+    _, result, _, _, store_path = evaluated_run
+    with Store.open(store_path, readonly=True) as store:
+        rows = store.evaluations(result.run_id)
+    assert [(e["phase"], e["suite"], e["aggregates"]) for e in rows] == [
+        ("before", "fast", {"score": 1.0}), ("after", "fast", {"score": 0.5})]
 
 
 # ---- control -------------------------------------------------------------------------------------
@@ -375,13 +424,9 @@ def test_checkpoint_resume_gives_the_same_adapter(make_config, tmp_path):
     straight = run(make_config(steps=20, checkpoint_every=5))
     assert straight.status == "finished"
 
-    events = Recorder()
     # The crash comes from the method object, not the project: the project resumed must match the checkpoint's.
-    broken = run(make_config(steps=20, checkpoint_every=5), method=TinyMethod({"crash_at": 13}), listener=events)
+    broken = run(make_config(steps=20, checkpoint_every=5), method=TinyMethod({"crash_at": 13}))
     assert broken.status == "failed" and broken.steps == 12
-    failure = events.of(FailedEvent)[-1]
-    assert "RuntimeError" in failure.message and "step 13" in failure.message
-    assert "the method broke on purpose" in failure.traceback
     kept = sorted(p.name for p in (broken.output_dir / "checkpoints").iterdir())
     assert kept == ["step-000005", "step-000010"]
 
@@ -398,6 +443,15 @@ def test_checkpoint_resume_gives_the_same_adapter(make_config, tmp_path):
     assert expected.keys() == got.keys()
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6)
+
+
+def test_a_method_that_raises_fails_the_run_naming_the_step_with_its_traceback(make_config):
+    events = Recorder()
+    broken = run(make_config(steps=8), method=TinyMethod({"crash_at": 3}), listener=events)
+    assert broken.status == "failed" and broken.steps == 2
+    failure = events.of(FailedEvent)[-1]
+    assert "RuntimeError" in failure.message and "step 3" in failure.message
+    assert "the method broke on purpose" in failure.traceback
 
 
 def test_resume_from_a_checkpoint_folder_continues_the_same_run(make_config):

@@ -13,7 +13,8 @@ import pytest
 
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.project.config import RunConfig
-from unlearn_studio.core.project.store import Store, default_store_path
+from unlearn_studio.core.project.store import Store
+from unlearn_studio.core.project.store_open import default_store_path
 
 TABLES = {"projects", "runs", "metrics", "evaluations", "artifacts", "_sqlite_migrations"}
 

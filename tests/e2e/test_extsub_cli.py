@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM
 from unlearn_studio.core.project.store import Store
 
 EXE = Path(sys.executable).with_name("unlearn-studio")
+pytestmark = pytest.mark.slow  # every test here builds a model (and one trains it)
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

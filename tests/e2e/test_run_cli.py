@@ -48,6 +48,7 @@ def tiny_project(tmp_path) -> Path:
     return project
 
 
+@pytest.mark.slow
 def test_run_trains_prints_terms_and_records_the_run(tiny_project, tmp_path):
     store = tmp_path / "store.db"
     result = cli("run", str(tiny_project), "--store", str(store), cwd=tmp_path)
@@ -66,6 +67,7 @@ def test_run_trains_prints_terms_and_records_the_run(tiny_project, tmp_path):
     assert "[resumed]" in again.stdout
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_and_saves(tiny_project, tmp_path):
     tiny_project.write_text(tiny_project.read_text().replace("max_steps = 4", "max_steps = 100000"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -88,6 +90,7 @@ def test_ctrl_c_stops_and_saves(tiny_project, tmp_path):
     assert any((run_dir / "checkpoints").iterdir())
 
 
+@pytest.mark.slow
 def test_run_with_a_missing_data_file_is_bad_input(tiny_project, tmp_path):
     (tmp_path / "forget.jsonl").unlink()
     result = cli("run", str(tiny_project), cwd=tmp_path)
@@ -126,6 +129,7 @@ def test_progress_rewrites_one_line_on_a_terminal():
     assert text.count("\r") == 3 and text.endswith("\n[stopping]\n")
 
 
+@pytest.mark.slow
 def test_sweep_runs_every_point_and_writes_the_frontier(tiny_project, tmp_path):
     tiny_project.write_text(tiny_project.read_text().replace('suite = "none"', 'suite = "fast"'))
     out = tmp_path / "sweep"
@@ -140,6 +144,7 @@ def test_sweep_runs_every_point_and_writes_the_frontier(tiny_project, tmp_path):
     assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_sweep_with_an_unknown_key_runs_nothing(tiny_project, tmp_path):
     result = cli("sweep", str(tiny_project), "--grid", "learning_rate=1e-3", cwd=tmp_path)
     assert result.returncode == 2 and "learning_rate" in result.stderr
