@@ -30,23 +30,24 @@ Where we differ from the authors' code, and why:
 - L_GD and L_RD mean the answer CE per sequence, then over sequences, as their code does; padding
   is masked by the attention mask (their code masks token id 1, which is not padding for every
   tokenizer).
-- L_PD: their code takes −KL over every position of the padded batch and is unbounded below:
-  minimising it drives KL → ∞, which only the step budget stops. Here the per-position KL is
-  clamped at ``kl_cap`` nats and averaged over the attention mask: L_PD = −mean min(KL_t, cap).
-  Positions that reached the cap stop pulling, so the term cannot run away and the loss stays
-  bounded in [−cap, 0]. (To first order, negating the adapter moves normal outputs as far from
-  p0 as the adapter did, so an uncapped push would hurt normal behaviour after negation.)
+- L_PD: their code takes −KL over every position of the padded batch; here over the attention
+  mask. The term is unbounded below, as in the paper: minimising it drives KL → ∞, which only the
+  step budget stops. ``kl_cap`` is OUR option, off by default (0, the paper's term): with a cap the
+  per-position KL is clamped at ``kl_cap`` nats first, L_PD = −mean min(KL_t, cap), so positions
+  that reached it stop pulling and the loss stays in [−cap, 0]. (To first order, negating the
+  adapter moves normal outputs as far from p0 as the adapter did, so an unbounded push can hurt
+  normal behaviour after negation; with every position's KL above the cap the capped term's
+  gradient is exactly 0, while the paper's still pushes.)
 - No full copies of the weights: p0 is the same network with the adapter off, and negation is
   B → −λB on the adapter. The reference merges LoRA, then subtracts state dicts (3–4 A100s).
-- Defaults are the paper's (ε1 = ε2 = 2.5, ε3 = 1, K = 5, λ = 1); their script's defaults differ
-  (ε1 0.5, ε2 1, lr 2e-5).
+- Defaults are the paper's (ε1 = ε2 = 2.5, ε3 = 1, K = 5, λ = 1, no cap); their script's defaults
+  differ (ε1 0.5, ε2 1, lr 2e-5).
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -54,8 +55,6 @@ import torch.nn.functional as F
 from unlearn_studio.core.data.templates import collate, pad_token_id_for, tokenize_example
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.methods.base import (
-    FORGET_PERSON_METRICS,
-    FORGET_SECRET_METRICS,
     Batch,
     DataRoles,
     Finish,
@@ -89,10 +88,13 @@ def per_position_kl(logits_ref: torch.Tensor, logits: torch.Tensor) -> torch.Ten
 
 
 def preservation_divergence(logits_ref: torch.Tensor, logits: torch.Tensor, attention_mask: torch.Tensor,
-                            cap: float) -> torch.Tensor:
-    """L_PD = −Σ_{b,t} m·min(KL_{b,t}, cap) / Σ m, with m the attention mask: the negated KL of the
-    adapter's model from the original, bounded in [−cap, 0]. 0 when the mask is empty."""
-    kl = per_position_kl(logits_ref, logits).clamp(max=cap)
+                            cap: float = 0.0) -> torch.Tensor:
+    """L_PD = −Σ_{b,t} m·KL_{b,t} / Σ m, with m the attention mask: the negated KL of the adapter's
+    model from the original (the paper's term, unbounded below). ``cap`` > 0 (our option) clamps
+    each KL_{b,t} at ``cap`` first, which bounds L_PD in [−cap, 0]. 0 when the mask is empty."""
+    kl = per_position_kl(logits_ref, logits)
+    if cap > 0:
+        kl = kl.clamp(max=cap)
     weights = attention_mask.to(kl.dtype)
     return -(kl * weights).sum() / weights.sum().clamp(min=1)
 
@@ -147,9 +149,6 @@ class SKU(UnlearningMethod):
     roles = DataRoles(required=("harmful", "normal"))
     terms = ("distortion", "disassociation", "preservation")
     stages = (Train("learn"), Finish("negate"))  # learn the harm in the adapter, then negate the adapter
-    # Harm should fall; the demo's forget persons are not SKU's target, so they should hold.
-    expected_moves: ClassVar[dict[str, str]] = {
-        "harmful/harmful_rate": "down", **dict.fromkeys(FORGET_PERSON_METRICS + FORGET_SECRET_METRICS, "hold")}
     hyperparameters = (
         Hyperparameter("distortion_weight", float, 2.5, "ε1, weight of the guided distortion (answer CE on the "
                        "harmful pairs)", f"{PAPER}: ε1 = 2.5 (the authors' script defaults to 0.5)", minimum=0.0),
@@ -162,10 +161,10 @@ class SKU(UnlearningMethod):
                        f"{PAPER} and the authors' code: K = 5", minimum=1),
         Hyperparameter("negation_lambda", float, 1.0, "λ, how much of the learned adapter is subtracted "
                        "(B → −λB at the end)", f"{PAPER}: θ* = θ0 − λτ with λ = 1", minimum=0.0),
-        Hyperparameter("kl_cap", float, 0.1, "per-token KL (nats) above which the preservation divergence "
-                       "stops pushing", "ours: bounds the authors' unbounded −KL; on the demo a cap of 1 doubled "
-                       "the damage to general text after negation, 0.1 kept it small", minimum=1e-6,
-                       advanced=True),
+        Hyperparameter("kl_cap", float, 0.0, "ours, off at 0 (the paper's unbounded term): clamp each "
+                       "position's KL (nats) at this value, so the push away from normal behaviour stops there",
+                       "ours, not the paper's (its −KL is unbounded); on the demo a cap of 1 doubled the damage to "
+                       "general text after negation, 0.1 kept it small", minimum=0.0, advanced=True),
     )
 
     def __init__(self, params=None):

@@ -108,6 +108,12 @@ def test_preservation_divergence_masks_padding_and_is_bounded_by_the_cap():
     assert float(value.detach()) == pytest.approx(-0.5)
     value.backward()
     assert torch.count_nonzero(runaway.grad) == 0
+    # Without a cap (the paper's term) it keeps pushing however far it got.
+    uncapped = (100 * torch.randn(1, 4, 6)).requires_grad_()
+    value = preservation_divergence(ref, uncapped, torch.ones(1, 4))
+    assert float(value.detach()) < -0.5
+    value.backward()
+    assert torch.count_nonzero(uncapped.grad) > 0
     # Near the original the gradient pushes away from it: a step down the gradient raises KL.
     near = (ref + 0.1 * torch.randn(1, 4, 6)).requires_grad_()
     preservation_divergence(ref, near, torch.ones(1, 4), cap=10.0).backward()
@@ -284,7 +290,7 @@ def test_negate_lora_changes_only_up_projections(tiny_dir, tmp_path):
 
 
 def test_training_steps_learn_the_harm_and_keep_the_terms_finite(tiny_dir, tmp_path):
-    method, context, data = setup(tiny_dir, tmp_path)
+    method, context, data = setup(tiny_dir, tmp_path, {"kl_cap": 0.1})
     tokenizer = context.tokenizer
     batches = {"harmful": batch_of(data["harmful"], [0, 2, 3], tokenizer),
                "normal": batch_of(data["normal"], [0, 1, 2], tokenizer)}
@@ -352,7 +358,8 @@ def test_declarations():
     doc = sys.modules[cls.__module__].__doc__
     assert "arXiv 2402.10058" in doc and "answer tokens only" in doc
     assert cls.check_params({}) == {"distortion_weight": 2.5, "disassociation_weight": 2.5,
-                                    "preservation_weight": 1.0, "k": 5, "negation_lambda": 1.0, "kl_cap": 0.1}
+                                    "preservation_weight": 1.0, "k": 5, "negation_lambda": 1.0, "kl_cap": 0.0}
+    assert "ours" in next(h for h in cls.hyperparameters if h.name == "kl_cap").source
     for h in cls.hyperparameters:
         assert h.help and h.source and h.check(h.default, cls.title) == h.default
     with pytest.raises(UserError, match=r"method\.params\.k"):
