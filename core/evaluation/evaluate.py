@@ -23,7 +23,12 @@ from unlearn_studio.core.evaluation.measure import measure, plan
 from unlearn_studio.core.evaluation.metrics import fluency
 from unlearn_studio.core.evaluation.passes import ModelPasses
 from unlearn_studio.core.evaluation.progress import ProgressTracker, Report
-from unlearn_studio.core.evaluation.reference import cached_reference, measure_reference, reference_sets
+from unlearn_studio.core.evaluation.reference import (
+    cached_reference,
+    measure_reference,
+    reference_sets,
+    reference_sizes,
+)
 from unlearn_studio.core.evaluation.result import ITEMS_FILE, EvalResult
 from unlearn_studio.core.evaluation.scoring import planned_units
 from unlearn_studio.core.evaluation.suite import EvalSuite, tier_sizes
@@ -74,12 +79,13 @@ def evaluate(
     passes = ModelPasses(model, tokenizer, tracker)
     reference = cached_reference(suite, loaded, tier, cache_dir)
     must_measure_reference = suite.reference_model is not None and reference is None and reference_sets(loaded)
-    plan(passes, loaded, sizes)
+    plan(passes, loaded, lambda _: sizes)
     if must_measure_reference:
-        tracker.plan(sum(planned_units(s, sizes)[1] for s in reference_sets(loaded)))
+        sizes_of = reference_sizes(tier)
+        tracker.plan(sum(planned_units(s, sizes_of(s))[1] for s in reference_sets(loaded)))
         reference = measure_reference(suite, loaded, tier, device=passes.device.type, cache_dir=cache_dir,
                                       tracker=tracker)
-    measurement = measure(passes, loaded, sizes, judge, reference=reference)
+    measurement = measure(passes, loaded, lambda _: sizes, judge, reference=reference)
 
     result = EvalResult(
         suite.name, tier, measurement.metrics, measurement.sets, measurement.items, measurement.skipped,

@@ -6,6 +6,7 @@ Used for the evaluated model (core/evaluation/evaluate.py) and for the reference
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from unlearn_studio.core.evaluation.passes import ModelPasses
@@ -16,6 +17,8 @@ from unlearn_studio.core.evaluation.set_metrics import SET_METRICS
 from unlearn_studio.core.evaluation.suite import Judge, LoadedSet, TierSizes
 from unlearn_studio.core.evaluation.suite_metrics import Measured, measure_suite
 
+SizesOf = Callable[[LoadedSet], TierSizes]  # how many items of each set are measured
+
 
 @dataclass
 class Measurement:
@@ -25,12 +28,12 @@ class Measurement:
     sets: dict[str, SetInfo] = field(default_factory=dict)
 
 
-def plan(passes: ModelPasses, loaded: list[LoadedSet], sizes: TierSizes) -> None:
+def plan(passes: ModelPasses, loaded: list[LoadedSet], sizes_of: SizesOf) -> None:
     """Tell the progress tracker how much work the sets will take."""
-    passes.tracker.plan(sum(planned_units(s, sizes)[1] for s in loaded))
+    passes.tracker.plan(sum(planned_units(s, sizes_of(s))[1] for s in loaded))
 
 
-def measure(passes: ModelPasses, loaded: list[LoadedSet], sizes: TierSizes, judge: Judge | None, *,
+def measure(passes: ModelPasses, loaded: list[LoadedSet], sizes_of: SizesOf, judge: Judge | None, *,
             reference: EvalResult | None = None, label: str = "") -> Measurement:
     """Score every set with ``passes`` (its model in eval mode meanwhile), then compute the set
     metrics and the suite metrics (against ``reference`` where they need it)."""
@@ -40,6 +43,7 @@ def measure(passes: ModelPasses, loaded: list[LoadedSet], sizes: TierSizes, judg
     model.eval()
     try:
         for loaded_set in loaded:
+            sizes = sizes_of(loaded_set)
             items, units = planned_units(loaded_set, sizes)
             passes.tracker.start_set(f"{label}{loaded_set.name}", items, units)
             out.items[loaded_set.name] = score_set(passes, loaded_set, sizes, judge)
