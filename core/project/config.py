@@ -96,13 +96,14 @@ class MethodConfig:
 
 @dataclass
 class LoraConfig:
-    """LoRA adapter shape. ``roles`` name projections by role; ``layers`` selects layers."""
+    """LoRA adapter shape. ``roles`` name projections by role (q, k, v, o, gate, up, down), or are
+    ["auto"]: every projection the model has (core/model/lora_plan.py); ``layers`` selects layers."""
 
     enabled: bool = True
     r: int = field(default=8, metadata=_min(1))
     alpha: float = field(default=16.0, metadata=_above(0))
     dropout: float = field(default=0.0, metadata=_range(0, 1))
-    roles: list[str] = field(default_factory=lambda: ["q", "k", "v", "o", "gate", "up", "down"])
+    roles: list[str] = field(default_factory=lambda: ["auto"])
     layers: str | None = None
 
 
