@@ -17,6 +17,7 @@ from unlearn_studio.core.cli import info
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.model.loading import attach_lora, describe_model_folder, load_adapter, load_model
 from unlearn_studio.core.model.lora_plan import plan_lora
+from unlearn_studio.core.project.config import LoraConfig
 
 pytestmark = pytest.mark.slow  # every test here builds models
 
@@ -136,3 +137,36 @@ def test_encoders_and_seq2seq_are_refused_before_loading(arch, model_dirs):
         with pytest.raises(UserError, match=kind) as err:
             call(model_dirs[arch], device="cpu")
         assert "decoder-only causal LM" in err.value.fix
+def test_the_default_roles_are_auto():
+    assert LoraConfig().roles == ["auto"]
+
+
+@pytest.mark.parametrize("arch", ALL_ARCHS)
+def test_three_step_run_with_default_roles(arch, model_dirs, tmp_path):
+    from unlearn_studio.core.events import LogEvent
+    from unlearn_studio.core.project.config import (
+        DataSource,
+        EvalConfig,
+        MethodConfig,
+        ModelConfig,
+        OutputConfig,
+        RunConfig,
+        TrainingConfig,
+    )
+    from unlearn_studio.core.run.runner import execute
+
+    forget = tmp_path / "forget.jsonl"
+    forget.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in (
+        ("Where does Alice live?", "Alice lives in Paris."), ("What did Bob write?", "A saga about a dragon."))))
+    config = RunConfig(name=f"arch {arch}", model=ModelConfig(path=str(model_dirs[arch]), device="cpu"),
+                       data={"forget": DataSource(str(forget))}, method=MethodConfig("grad_ascent"),
+                       lora=LoraConfig(r=2, alpha=4.0),
+                       training=TrainingConfig(max_steps=3, batch_size=2, max_length=32, checkpoint_every=100),
+                       evaluation=EvalConfig(suite="none"), output=OutputConfig(str(tmp_path / "runs")))
+    logs: list[str] = []
+    result = execute(config, listener=lambda e: logs.append(e.message) if isinstance(e, LogEvent) else None)
+    assert result.status == "finished", result.error
+    assert result.steps == 3
+    summary = next(m for m in logs if m.startswith("LoRA on"))
+    assert "every projection this" in summary
+    assert ("target_parameters" in summary) == (arch in MOE_ARCHS)
