@@ -189,6 +189,22 @@ def _load_local_config(source: str, folder: Path, trust_remote_code: bool) -> tr
         ) from exc
 
 
+# Decoders made to sit behind a separate encoder (TrOCR reads what a vision encoder saw).
+DECODERS_OF_PAIRS = ("trocr",)
+
+
+def _bert_style(config: transformers.PretrainedConfig) -> bool:
+    """BERT-style configs define both is_decoder and add_cross_attention as class defaults; decoder-only
+    LMs do not (gpt_neox sets is_decoder alone, gpt2 add_cross_attention alone). The class defaults
+    are read, because an old config.json may carry either key for any model. Catches
+    bert-generation, which has no masked-LM head to give it away."""
+    try:
+        defaults = type(config)()
+    except (TypeError, ValueError):  # a config class that needs arguments: no verdict from defaults
+        return False
+    return getattr(defaults, "is_decoder", None) is not None and getattr(defaults, "add_cross_attention", None) is not None
+
+
 def _check_causal_lm(config: transformers.PretrainedConfig, source: str, trust_remote_code: bool) -> None:
     """Refuse, from the config alone, a model that is not a decoder-only causal LM.
 
@@ -204,10 +220,14 @@ def _check_causal_lm(config: transformers.PretrainedConfig, source: str, trust_r
         raise UserError(f"Model '{source}' (model_type '{model_type}') is an encoder-decoder (seq2seq) model: it "
                         "writes an output for a separate input, and Unlearn Studio unlearns from models that "
                         "continue a text", needed)
-    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES or _bert_style(config):
         raise UserError(f"Model '{source}' (model_type '{model_type}') is an encoder: it reads a whole text at "
                         "once and fills in masked words, even with a language-model head on top; Unlearn Studio "
                         "unlearns from models that continue a text", needed)
+    if model_type in DECODERS_OF_PAIRS:
+        raise UserError(f"Model '{source}' (model_type '{model_type}') is the decoder half of an encoder-decoder "
+                        "pair: it writes an output for what its encoder read; Unlearn Studio unlearns from models "
+                        "that continue a text", needed)
     remote = trust_remote_code and "AutoModelForCausalLM" in (getattr(config, "auto_map", None) or {})
     if not remote and type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
         raise UserError(

@@ -276,9 +276,14 @@ def test_not_a_causal_lm(tmp_path):
     with pytest.raises(UserError, match="encoder-decoder") as err:
         load_model(tmp_path)
     assert "decoder-only causal LM" in err.value.fix
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "is_decoder": True}))
-    with pytest.raises(UserError, match="is an encoder"):
-        describe_model_folder(tmp_path)
+    for encoder in ({"model_type": "bert", "is_decoder": True, "architectures": ["BertLMHeadModel"]},
+                    {"model_type": "bert-generation"}):  # bert-generation has no masked-LM head to give it away
+        (tmp_path / "config.json").write_text(json.dumps(encoder))
+        with pytest.raises(UserError, match="is an encoder"):
+            describe_model_folder(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "trocr"}))
+    with pytest.raises(UserError, match="decoder half of an encoder-decoder pair"):
+        load_model(tmp_path)
 
 
 def test_missing_tokenizer(tmp_path):
