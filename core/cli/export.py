@@ -9,6 +9,9 @@ Exit status: 0 exported and every check passed, 1 exported but a check failed, 2
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 
@@ -26,24 +29,44 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace OUT (and OUT-merged) if it is an earlier export of Unlearn Studio; a "
                              "folder it did not write is never replaced")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as one JSON object (progress goes to stderr; a refusal prints "
+                             "{\"ok\": false, \"error\": ...})")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from unlearn_studio.core.errors import UserError
     from unlearn_studio.core.project.store import Store
     from unlearn_studio.core.results.export import plan_export
 
-    # Read-only: an export never writes to the store, so it works while the app has it open.
-    with Store.open(args.store, readonly=True) as store:
-        plan = plan_export(store, _full_run_id(store, args.run_id), args.out, merged=args.merged,
-                           overwrite=args.overwrite)
-    result = plan.run_export(progress=print)
+    try:
+        # Read-only: an export never writes to the store, so it works while the app has it open.
+        with Store.open(args.store, readonly=True) as store:
+            plan = plan_export(store, _full_run_id(store, args.run_id), args.out, merged=args.merged,
+                               overwrite=args.overwrite)
+        result = plan.run_export(progress=_progress_printer(args.json))
+    except UserError as error:
+        if args.json:
+            print(json.dumps({"ok": False, "error": {"problem": error.problem, "fix": error.fix}}, indent=2))
+        raise
+    if args.json:
+        print(json.dumps({"ok": result.ok, "out_dir": str(result.out_dir),
+                          "merged_dir": str(result.merged_dir) if result.merged_dir else None,
+                          "checks": [asdict(check) for check in result.checks], "report": result.report},
+                         indent=2, ensure_ascii=False))
+        return 0 if result.ok else 1
     for check in result.checks:
         print(f"{'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
     print(f"Adapter folder: {result.out_dir}")
     if result.merged_dir is not None:
         print(f"Merged model:   {result.merged_dir}")
     return 0 if result.ok else 1
+
+
+def _progress_printer(to_stderr: bool):
+    """Progress lines on stdout, or on stderr when stdout carries the JSON result."""
+    return (lambda message: print(message, file=sys.stderr)) if to_stderr else print
 
 
 def _full_run_id(store, given: str) -> str:

@@ -8,11 +8,13 @@ that holds more suggests loading it unsafely; that advice never reaches the user
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 from pathlib import Path
 from typing import Any
 
+import peft
 import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
@@ -145,3 +147,27 @@ def _lora_shape(module: nn.Module, which: str, shape: tuple[int, ...]) -> tuple[
     if len(shape) != 2:
         return (-1, -1)
     return (shape[0], in_features) if which == "A" else (out_features, shape[1])
+
+
+# Written whatever their value: what any PEFT needs to rebuild the adapter and to say what it is.
+PORTABLE_KEYS = ("peft_type", "task_type", "base_model_name_or_path", "r", "lora_alpha", "lora_dropout",
+                 "target_modules", "bias", "fan_in_fan_out", "inference_mode")
+
+
+def portable_adapter_config(config: dict[str, Any], base_model_name_or_path: str | None) -> dict[str, Any]:
+    """adapter_config.json for an export: the base model named by ``base_model_name_or_path`` (a Hub id,
+    or None: a path of this computer would send AutoPeftModel looking for a folder that is not
+    there), and only the keys that are not at their defaults. Older PEFT versions refuse keys they
+    do not know (PEFT 0.13 stops at ``alora_invocation_tokens``); a key left at its default means
+    the same to every version, so leaving it out changes nothing. ``peft_version`` goes too, for the
+    same reason (export.json records the versions)."""
+    defaults = {}
+    for item in dataclasses.fields(peft.LoraConfig):
+        if item.default is not dataclasses.MISSING:
+            defaults[item.name] = item.default
+        elif item.default_factory is not dataclasses.MISSING:
+            defaults[item.name] = item.default_factory()
+    kept = {key: value for key, value in config.items()
+            if key in PORTABLE_KEYS or key not in defaults or value != defaults[key]}
+    kept.pop("peft_version", None)
+    return {**kept, "base_model_name_or_path": base_model_name_or_path}

@@ -27,13 +27,27 @@ from pathlib import Path
 
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.files import building, check_output_folder
+from unlearn_studio.core.model.adapter_files import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    portable_adapter_config,
+    read_adapter_config,
+)
+from unlearn_studio.core.model.lora_plan import layer_suffixes
+from unlearn_studio.core.model.portable import (
+    CHAT_TEMPLATE_FILE,
+    PORTABLE_CLASSES,
+    TOKENIZER_CONFIG,
+    make_model_config_portable,
+    save_portable_tokenizer,
+)
 from unlearn_studio.core.project.store import file_digest
 from unlearn_studio.core.results.finished_run import FinishedRun
+from unlearn_studio.core.results.model_card import BaseModel, base_model_of, model_card
 
 CARD = "README.md"
 REPORT = "export.json"
 CONFIG = "config.toml"
-ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 REFERENCE_TOKENS = 32
 LIBRARIES = ("unlearn-studio", "torch", "transformers", "peft", "safetensors", "accelerate", "tokenizers")
 FALLBACK_PROMPT = "The"  # when the run has no forget questions to take a reference prompt from
@@ -54,6 +68,7 @@ class ExportResult:
     reference_prompt: str
     reference_generation: str
     card: str  # the README.md text
+    report: dict = field(default_factory=dict)  # export.json
 
     @property
     def ok(self) -> bool:
@@ -172,9 +187,12 @@ class _Export:
             folder = folders.enter_context(building(plan.out_dir, kind="export", what="export",
                                                     overwrite=plan.overwrite))
             self.say(f"Writing the adapter folder {plan.out_dir}…")
-            for name in ADAPTER_FILES:
-                shutil.copy2(run.adapter_dir / name, folder / name)
-            loaded.tokenizer.save_pretrained(str(folder))
+            base_model = base_model_of(config)
+            shutil.copy2(run.adapter_dir / WEIGHTS_FILE, folder / WEIGHTS_FILE)
+            adapter_config = portable_adapter_config(read_adapter_config(run.adapter_dir), base_model.hub_id)
+            (folder / CONFIG_FILE).write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n",
+                                              encoding="utf-8")
+            tokenizer_changes = save_portable_tokenizer(loaded.tokenizer, folder)
             base_dir = config.base_dir or "the folder the run was started from"
             header = f"# The configuration of run {run.run_id}; relative paths are relative to {base_dir}\n"
             (folder / CONFIG).write_text(header + config.to_toml(), encoding="utf-8")
@@ -184,7 +202,8 @@ class _Export:
             reloaded = models.load_adapter(base, folder)
             reloaded.eval()
             again = generate(reloaded, tokenizer, [prompt], max_new_tokens=REFERENCE_TOKENS)[0]
-            checks = [plan.lora_check, _same("reloaded folder reproduces the reference", reference, again)]
+            checks = [plan.lora_check, _same("reloaded folder reproduces the reference", reference, again),
+                      portable_tokenizer_check(folder, tokenizer_changes)]
 
             if plan.merged_dir is not None:
                 merged_folder = folders.enter_context(building(plan.merged_dir, kind="merged model",
@@ -192,25 +211,30 @@ class _Export:
                 self.say(f"Merging the adapter into the base weights and writing {plan.merged_dir}…")
                 merged = reloaded.merge_and_unload()
                 merged.save_pretrained(str(merged_folder))
-                tokenizer.save_pretrained(str(merged_folder))
+                save_portable_tokenizer(tokenizer, merged_folder)
+                make_model_config_portable(merged_folder)
                 merged_text = generate(merged, tokenizer, [prompt], max_new_tokens=REFERENCE_TOKENS)[0]
                 checks.append(_same("merged model reproduces the reference", reference, merged_text))
 
-            report = self.report(prompt, reference, checks)
+            report = self.report(prompt, reference, checks, base_model, adapter_config)
             (folder / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-            card = model_card(run, plan, report)
+            card = model_card(run, report, plan.evaluations, plan.merged_dir)
             (folder / CARD).write_text(card, encoding="utf-8")
         self.say("Done." if all(c.passed for c in checks) else "Done, but a check failed.")
-        return ExportResult(plan.out_dir, plan.merged_dir, checks, prompt, reference, card)
+        return ExportResult(plan.out_dir, plan.merged_dir, checks, prompt, reference, card, report)
 
-    def report(self, prompt: str, reference: str, checks: list[Check]) -> dict:
+    def report(self, prompt: str, reference: str, checks: list[Check], base_model: BaseModel,
+               adapter_config: dict) -> dict:
         run, config = self.finished, self.finished.config
         return {
             "run_id": run.run_id,
             "exported": datetime.now(UTC).isoformat(timespec="seconds"),
             "method": {"name": config.method.name, "title": run.method_title, "paper": run.method_paper,
                        "params": dict(config.method.params)},
-            "base_model": _base_model(run),
+            "base_model": asdict(base_model),
+            "lora_targets": {"target_modules_suffixes": layer_suffixes(adapter_config.get("target_modules") or []),
+                             "target_parameters_suffixes":
+                                 layer_suffixes(adapter_config.get("target_parameters") or [])},
             "status": run.row["status"],
             "merged_dir": str(self.plan.merged_dir) if self.plan.merged_dir else None,
             "reference": {"prompt": prompt, "generation": reference, "decoding": "greedy",
@@ -231,10 +255,20 @@ def _same(name: str, reference: str, got: str) -> Check:
     return Check(name, False, f"expected {reference!r}, got {got!r}")
 
 
-def _base_model(run: FinishedRun) -> str:
-    """The base model as the adapter names it (PEFT's base_model_name_or_path)."""
-    adapter_config = json.loads((run.adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
-    return adapter_config.get("base_model_name_or_path") or run.config.resolve_model_path()
+def portable_tokenizer_check(folder: Path, changes: list[str]) -> Check:
+    """Whether the tokenizer files are ones transformers 4.46+ reads as well as 5.x (read from the
+    files: a class 4.x has, no list under extra_special_tokens, the chat template inline)."""
+    config = json.loads((folder / TOKENIZER_CONFIG).read_text(encoding="utf-8"))
+    problems = []
+    if config.get("tokenizer_class") in PORTABLE_CLASSES:
+        problems.append(f"tokenizer_class {config['tokenizer_class']} is unknown to transformers 4.x")
+    if isinstance(config.get("extra_special_tokens"), list):
+        problems.append("extra_special_tokens is a list (transformers 4.x expects a mapping)")
+    if (folder / CHAT_TEMPLATE_FILE).is_file() and "chat_template" not in config:
+        problems.append(f"the chat template is only in {CHAT_TEMPLATE_FILE}, which transformers 4.46 does not read")
+    done = "; ".join(changes) if changes else "nothing needed changing"
+    return Check("tokenizer loads in transformers 4.46+ and 5.x", not problems,
+                 "; ".join(problems) if problems else f"tokenizer_config.json made portable ({done})")
 
 
 def data_hashes(config) -> list[dict]:
@@ -257,95 +291,6 @@ def library_versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-# ---- the model card -------------------------------------------------------------------------------
-
-
-def model_card(run: FinishedRun, plan: ExportPlan, report: dict) -> str:
-    """README.md: YAML front matter, then method, data, metrics, checks, versions and the config."""
-    from unlearn_studio.core.evaluation.run_evaluation import compare
-    from unlearn_studio.core.methods.registry import get_method
-
-    config = run.config
-    base = report["base_model"]
-    tags = ["unlearning", "lora", "peft", "unlearn-studio", config.method.name]
-    lines = ["---", "library_name: peft", f"base_model: {json.dumps(base)}",
-             "pipeline_tag: text-generation", "tags:", *(f"- {json.dumps(tag)}" for tag in tags), "---", "",
-             f"# {config.name}", ""]
-    if config.description:
-        lines += [config.description, ""]
-    lines += [(f"A LoRA adapter made by Unlearn Studio: run `{run.run_id}` ({run.row['status']}), "
-              f"method **{run.method_title}** on the base model `{base}`."), ""]
-
-    lines += ["## Method", ""]
-    if run.method_summary:
-        lines += [run.method_summary, ""]
-    if run.method_paper:
-        lines += [f"Paper: {run.method_paper}", ""]
-    params = config.method.params
-    if params:
-        lines += ["Hyperparameters: " + ", ".join(f"`{k} = {v!r}`" for k, v in params.items()), ""]
-    t, lora = config.training, config.lora
-    length = f"{t.max_steps} steps" if t.max_steps is not None else f"{t.epochs} epochs"
-    lines += [f"LoRA r={lora.r}, alpha={lora.alpha:g}, dropout={lora.dropout:g} on {', '.join(lora.roles)}"
-              + (f" (layers {lora.layers})" if lora.layers else "")
-              + f"; {config.optimizer.name} lr {config.optimizer.lr:g}, {length}, batch {t.batch_size}, "
-                f"seed {t.seed}.", ""]
-
-    lines += ["## How to load", "", "```python", "from peft import PeftModel",
-              "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-              f"base = AutoModelForCausalLM.from_pretrained({json.dumps(base)})",
-              "model = PeftModel.from_pretrained(base, \"path/to/this/folder\")",
-              "tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\")", "```", ""]
-    if plan.merged_dir is not None:
-        lines += [(f"A merged full model (the adapter folded into the base weights) was written to "
-                  f"`{plan.merged_dir.name}/` beside this folder; it loads with `AutoModelForCausalLM` alone."), ""]
-
-    lines += ["## Data", "", "| role | file | SHA-256 | bytes |", "|---|---|---|---|"]
-    for entry in report["data"]:
-        digest = f"`{entry['sha256']}`" if entry["sha256"] else "(file not found at export time)"
-        size = f"{entry['bytes']:,}" if entry["bytes"] is not None else ""
-        lines.append(f"| {entry['role']} | `{entry['path']}` | {digest} | {size} |")
-    lines.append("")
-
-    lines += ["## Evaluation before and after unlearning", ""]
-    before, after = plan.evaluations.get("before"), plan.evaluations.get("after")
-    if before and after:
-        try:
-            moves = get_method(config.method.name).expected_moves
-        except UserError:
-            moves = {}
-        rows = compare(before["aggregates"], after["aggregates"], moves)
-        arrows = {"down": "should fall", "up": "should rise", "hold": "should hold"}
-        marks = {"ok": "✓", "bad": "✗", "": ""}
-        lines += [f"Suite: {after['suite']}. Before = the base model (adapter off), after = with this adapter.", "",
-                  "| metric | before | after | expected | |", "|---|---:|---:|---|---|"]
-        lines += [f"| {r.label} | {r.before:.4g} | {r.after:.4g} | {arrows[r.expected]} | {marks[r.verdict]} |"
-                  for r in rows]
-        if not rows:
-            lines.append("| (no headline metric in both phases) | | | | |")
-    else:
-        lines.append("No before/after evaluation was recorded for this run "
-                     f"(evaluation.suite = \"{config.evaluation.suite}\").")
-    lines.append("")
-
-    ref = report["reference"]
-    lines += ["## Checks made at export", ""]
-    lines += [f"- {'✓' if c['passed'] else '✗'} {c['name']}: {c['detail']}" for c in report["checks"]]
-    lines += ["", (f"Reference generation (greedy, {ref['max_new_tokens']} new tokens at most), made with the "
-              "run's adapter before export and reproduced after reloading this folder:"), "",
-              "```text", ref["prompt"], "```", "", "```text", ref["generation"], "```", ""]
-
-    lines += ["## Library versions", "", "| library | trained with | exported with |", "|---|---|---|"]
-    trained, exported = report["versions"]["trained_with"], report["versions"]["exported_with"]
-    for name in ("python", *LIBRARIES):
-        lines.append(f"| {name} | {trained.get(name) or ''} | {exported.get(name) or ''} |")
-    lines.append("")
-
-    lines += ["## Run configuration", "", "The project file of the run (also in `config.toml`):", "",
-              "```toml", config.to_toml().rstrip(), "```", ""]
-    return "\n".join(lines)
 
 
 def export_run(store, run_id: str, out_dir: str | os.PathLike, *, merged: bool = False,
