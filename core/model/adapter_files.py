@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +173,24 @@ def portable_adapter_config(config: dict[str, Any], base_model_name_or_path: str
             if key in PORTABLE_KEYS or key not in defaults or value != defaults[key]}
     kept.pop("peft_version", None)
     return {**kept, "base_model_name_or_path": base_model_name_or_path}
+
+
+@contextmanager
+def adapter_load_errors(adapter_dir: str | Path) -> Iterator[None]:
+    """PEFT's own failures on a folder that passed the checks (weights of expert parameters that do
+    not fit, a config it cannot read) as one message; never torch's advice to unpickle unsafely."""
+    try:
+        yield
+    except pickle.UnpicklingError:
+        raise UserError(f"The adapter in {adapter_dir} is a pickle that holds more than tensors, so it was not "
+                        "opened: a pickle can run any code when it is loaded", PICKLE_FIX) from None
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+        text = str(exc)
+        if "size mismatch" in text:
+            raise UserError(f"The adapter in {adapter_dir} does not fit this model: its weights have other shapes "
+                            "than the model's; it was trained on a different base model",
+                            "Use an adapter trained on this base model") from None
+        if "weights_only" in text or "Unpickl" in text:
+            raise UserError(f"The adapter weights in {adapter_dir} could not be read safely", PICKLE_FIX) from None
+        raise UserError(f"PEFT could not load the adapter in {adapter_dir}: {type(exc).__name__}: {text}",
+                        "Check that the folder is a complete LoRA adapter saved with save_pretrained") from None
