@@ -216,7 +216,7 @@ def check_roles(roles: Iterable[str] | str | None, available: Iterable[str], mod
         raise UserError(
             f"This {type(model).__name__} model has no module for role(s) {', '.join(missing)}; "
             f"roles found: {', '.join(available) or 'none'}",
-            "Choose LoRA roles from the roles found",
+            "Choose LoRA roles from the roles found, or roles = [\"auto\"] for every projection the model has",
         )
     if not roles:
         raise UserError("No LoRA roles were chosen", f"Choose at least one of: {', '.join(available)}")
