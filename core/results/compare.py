@@ -112,6 +112,7 @@ class PromptItem:
     label: str  # what a person reads in a list (the question, or the opening words)
     prompt: str  # exactly what the model is given
     reference: str = ""  # the data's answer (or the rest of the text)
+    template: str = ""  # the template that made ``prompt`` from the question ("": a text opening, as it is)
 
 
 @dataclass
@@ -159,7 +160,7 @@ def build_prompt_sets(config: RunConfig, tokenizer, limit: int = PROMPTS_PER_SET
             if not question:
                 continue
             answer = (row.get("paraphrased_answer") or row["answer"]) if use_paraphrase else row["answer"]
-            out.append(PromptItem(set_name, question, format_prompt(question, template, tokenizer), answer))
+            out.append(PromptItem(set_name, question, format_prompt(question, template, tokenizer), answer, template))
         return out
 
     sets["forget"] = items("forget", "forget")
@@ -229,6 +230,16 @@ class CompareSession:
     @property
     def base_key(self) -> tuple:
         return _base_key(self.spec.config)
+
+    @property
+    def question_template(self) -> str | None:
+        """The template the project's question/answer data was trained with (None: text data only)."""
+        return next((item.template for items in self.prompt_sets.values() for item in items if item.template), None)
+
+    def format_question(self, question: str) -> str:
+        """A question typed by a person, as the model saw questions in training (its template)."""
+        template = self.question_template
+        return format_prompt(question, template, self.tokenizer) if template else question
 
     def side(self, key: str) -> Side:
         for side in self.sides:
