@@ -198,6 +198,15 @@ def _label(metric: Metric, value: MetricValue, after: EvalResult) -> str:
     return f"{where}: {metric.label}"
 
 
+def _row(metric: Metric, value: MetricValue, result: EvalResult, before: float) -> Row:
+    """The row of ``value`` (a metric of ``result``), not judged yet."""
+    info = result.sets.get(value.scope)
+    role = info.role if info is not None else ""
+    return Row(value.key, _label(metric, value, result), metric.meaning, metric.ideal, value.scope, role,
+               info.view if info is not None else "", _headline(metric, value, result), goal_for(metric, role),
+               before, value.value)
+
+
 def judge(before: EvalResult, after: EvalResult) -> Judgement:
     """Every metric measured in both results, judged (see the module docstring)."""
     paired_sets = {name for name, info in after.sets.items()
@@ -205,17 +214,13 @@ def judge(before: EvalResult, after: EvalResult) -> Judgement:
     rows = []
     for key, value in after.metrics.items():
         metric = metric_for(value)
-        info = after.sets.get(value.scope)
-        role = info.role if info is not None else ""
-        row = Row(key, _label(metric, value, after), metric.meaning, metric.ideal, value.scope, role,
-                  info.view if info is not None else "", _headline(metric, value, after), goal_for(metric, role),
-                  before.metrics[key].value if key in before.metrics else math.nan, value.value)
+        row = _row(metric, value, after, before.metrics[key].value if key in before.metrics else math.nan)
         rows.append(row)
         if key not in before.metrics:
             row.reason = "not measured before training"
             continue
         if row.goal is None:
-            row.reason = f"no target for this metric on a {role} set"
+            row.reason = f"no target for this metric on a {row.role} set"
             continue
         if math.isnan(row.before) or math.isnan(row.after):
             row.reason = "no value before or after"
@@ -249,13 +254,10 @@ def describe(result: EvalResult) -> list[Row]:
     """One result on its own (no "before"): every metric with the interval of its value and, for
     forget metrics, its target and the interval of the distance to it."""
     rows = []
-    for key, value in result.metrics.items():
+    for value in result.metrics.values():
         metric = metric_for(value)
-        info = result.sets.get(value.scope)
-        role = info.role if info is not None else ""
-        row = Row(key, _label(metric, value, result), metric.meaning, metric.ideal, value.scope, role,
-                  info.view if info is not None else "", _headline(metric, value, result), goal_for(metric, role),
-                  math.nan, value.value, change_ci=interval(value))
+        row = _row(metric, value, result, math.nan)
+        row.change_ci = interval(value)  # here the interval of the value itself
         if row.goal == FORGET:
             target = target_for(FORGET, result, value, metric, math.nan, result.settings)
             if isinstance(target, Target):
