@@ -40,6 +40,13 @@ from unlearn_studio.core.model.adapter_files import (
     load_adapter_weights,
     read_adapter_config,
 )
+from unlearn_studio.core.model.expert_lora import (
+    expert_module_names,
+    is_expert_module,
+    join_experts,
+    pad_rank,
+    split_experts,
+)
 
 OPERATIONS = ("ext-sub", "subtraction", "addition", "negation")
 PROVENANCE_FILE = "combination.json"  # what was combined, how; PEFT ignores it
@@ -52,11 +59,15 @@ OPPOSITE_TOLERANCE = 1e-6
 
 @dataclass(frozen=True)
 class LoraModule:
-    """One adapted linear module: delta W = B @ A with the adapter's scaling already in B (fp32)."""
+    """One adapted linear module: delta W = B @ A with the adapter's scaling already in B (fp32).
+
+    With ``experts`` > 1 it is the LoRA of a mixture-of-experts layer's 3-D weight: one pair per
+    expert in PEFT's layout (core/model/expert_lora.py), each combined on its own."""
 
     name: str  # module path in the base model, e.g. "model.layers.0.self_attn.q_proj"
-    A: torch.Tensor  # [r, in]
-    B: torch.Tensor  # [out, r]
+    A: torch.Tensor  # [r, in] (experts: [E·r, in])
+    B: torch.Tensor  # [out, r] (experts: [out, r·E])
+    experts: int = 1
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -64,10 +75,17 @@ class LoraModule:
 
     @property
     def rank(self) -> int:
-        return self.A.shape[0]
+        """The rank of each expert's pair (of the module's, for a plain module)."""
+        return self.A.shape[0] // self.experts
+
+    def per_expert(self) -> list[LoraModule]:
+        return [LoraModule(self.name, a, b) for a, b in split_experts(self.A, self.B, self.experts)]
 
     def dense(self) -> torch.Tensor:
-        return self.B @ self.A
+        """B @ A ([out, in]); for expert LoRA, one per expert ([E, out, in])."""
+        if self.experts == 1:
+            return self.B @ self.A
+        return torch.stack([module.dense() for module in self.per_expert()])
 
 
 @dataclass(frozen=True)
@@ -100,8 +118,8 @@ def _refuse_unsupported(config: dict[str, Any], where: Path) -> None:
                         "Adapter arithmetic works on LoRA adapters; pick folders saved from LoRA training.")
     unsupported = [(key, label) for key, label in (
         ("use_dora", "DoRA"), ("lora_bias", "LoRA biases"), ("modules_to_save", "fully trained modules_to_save"),
-        ("target_parameters", "LoRA on parameters"), ("trainable_token_indices", "trainable tokens"),
-        ("layer_replication", "layer replication")) if config.get(key)]
+        ("trainable_token_indices", "trainable tokens"), ("layer_replication", "layer replication"))
+        if config.get(key)]
     if config.get("bias", "none") != "none":
         unsupported.append(("bias", "trained biases"))
     if unsupported:
@@ -126,11 +144,16 @@ def read_adapter(path: str | os.PathLike) -> LoraAdapter:
     if not factors:
         raise UserError(f"The adapter in {folder} has no LoRA weights", "Save the adapter again after training.")
     modules = {}
+    expert_modules = expert_module_names(config)
     for name, pair in sorted(factors.items()):
         if set(pair) != {"A", "B"} or pair["A"].shape[0] != pair["B"].shape[1]:
             raise UserError(f"The adapter in {folder} has an incomplete LoRA pair for module {name}",
                             "Save the adapter again; its weights file does not match its own modules.")
-        modules[name] = LoraModule(name, pair["A"], pair["B"] * _scaling(config, name, pair["A"].shape[0]))
+        rows = pair["A"].shape[0]
+        rank = int(_pattern_value(config.get("rank_pattern") or {}, name, config.get("r", rows)))
+        experts = rows // rank if is_expert_module(name, expert_modules) and rank and rows % rank == 0 else 1
+        rank = rows // experts
+        modules[name] = LoraModule(name, pair["A"], pair["B"] * _scaling(config, name, rank), experts)
     return LoraAdapter(folder, config, modules)
 
 
@@ -173,9 +196,14 @@ def check_compatible(expert: LoraAdapter, anti_expert: LoraAdapter) -> None:
         raise UserError(f"The module {name} is adapted in {has.path} but not in {lacks.path}", fix_modules)
     for name, module in expert.modules.items():
         other = anti_expert.modules[name]
-        if module.shape != other.shape:
-            raise UserError(f"The module {name} has shape {module.shape[0]}×{module.shape[1]} in {expert.path} "
-                            f"but {other.shape[0]}×{other.shape[1]} in {anti_expert.path}", fix_model)
+        if module.shape != other.shape or module.experts != other.experts:
+            raise UserError(f"The module {name} has shape {_shape_text(module)} in {expert.path} "
+                            f"but {_shape_text(other)} in {anti_expert.path}", fix_model)
+
+
+def _shape_text(module: LoraModule) -> str:
+    text = f"{module.shape[0]}×{module.shape[1]}"
+    return f"{text} in {module.experts} experts" if module.experts > 1 else text
 
 
 # ---- the arithmetic ----------------------------------------------------------------------------
@@ -224,7 +252,11 @@ def ext_sub_factors(plus: LoraModule, minus: LoraModule, alpha: float = 1.0) -> 
 
 
 def combine_modules(op: str, plus: LoraModule, minus: LoraModule | None, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B', A') of one module for ``op``; ``minus`` is None for negation."""
+    """(B', A') of one module for ``op``; ``minus`` is None for negation. Expert LoRA is combined
+    expert by expert and comes back in the same layout, each expert of the same rank."""
+    if plus.experts > 1:
+        minus_experts = minus.per_expert() if minus is not None else [None] * plus.experts
+        return join_experts([combine_modules(op, p, m, alpha) for p, m in zip(plus.per_expert(), minus_experts)])
     if op == "negation":
         return -alpha * plus.B, plus.A
     if op == "ext-sub":
@@ -268,20 +300,24 @@ def _output_config(template: dict[str, Any], rank: int, modules: list[str]) -> d
 
 def write_adapter(out_dir: str | os.PathLike, template_config: dict[str, Any],
                   factors: dict[str, tuple[torch.Tensor, torch.Tensor]],
-                  provenance: dict[str, Any] | None = None, *, overwrite: bool = False) -> Path:
+                  provenance: dict[str, Any] | None = None, *, overwrite: bool = False,
+                  experts: dict[str, int] | None = None) -> Path:
     """Write ``{module: (B, A)}`` (scaling already in B) as a PEFT LoRA folder with scaling 1.
 
-    Modules of lower rank are zero-padded to the highest rank, so no rank_pattern is needed.
+    Modules of lower rank are zero-padded to the highest rank, so no rank_pattern is needed;
+    ``experts`` gives the modules that hold expert LoRA their number of experts (padded expert by
+    expert; the template's target_parameters still name their weights).
     The folder appears complete or not at all; an existing folder is replaced only when the app
     wrote it and ``overwrite`` is set (core/files.py).
     """
-    rank = max(A.shape[0] for _, A in factors.values())
+    experts = experts or {}
+    rank = max(A.shape[0] // experts.get(name, 1) for name, (_, A) in factors.items())
     tensors = {}
     for name, (B, A) in factors.items():
-        pad = rank - A.shape[0]
-        tensors[f"{KEY_PREFIX}{name}.lora_A.weight"] = torch.cat([A, A.new_zeros(pad, A.shape[1])]).float().contiguous()
-        tensors[f"{KEY_PREFIX}{name}.lora_B.weight"] = torch.cat([B, B.new_zeros(B.shape[0], pad)], 1).float().contiguous()
-    config = _output_config(template_config, rank, sorted(factors))
+        B, A = pad_rank(B, A, rank, experts.get(name, 1))
+        tensors[f"{KEY_PREFIX}{name}.lora_A.weight"] = A.float().contiguous()
+        tensors[f"{KEY_PREFIX}{name}.lora_B.weight"] = B.float().contiguous()
+    config = _output_config(template_config, rank, sorted(name for name in factors if name not in experts))
 
     def fill(folder: Path) -> None:
         save_file(tensors, folder / WEIGHTS_FILE, metadata={"format": "pt"})
@@ -323,4 +359,5 @@ def combine_adapters(expert_dir: str | os.PathLike, anti_expert_dir: str | os.Pa
                   "anti_expert": str(anti.path.resolve()) if anti else None,
                   "expert_rank": max(m.rank for m in expert.modules.values()),
                   "anti_expert_rank": max(m.rank for m in anti.modules.values()) if anti else None}
-    return write_adapter(out, expert.config, factors, provenance, overwrite=overwrite)
+    experts = {name: module.experts for name, module in expert.modules.items() if module.experts > 1}
+    return write_adapter(out, expert.config, factors, provenance, overwrite=overwrite, experts=experts)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from peft.tuners.lora import LoraLayer
+from peft.tuners.lora import LoraLayer, ParamWrapper
 from tiny_models import build_tiny_model
 from transformers import AutoModelForCausalLM
 
@@ -184,6 +184,55 @@ def test_combined_adapter_loads_with_peft_and_matches_formula(llama_dir, tmp_pat
     folded = read_adapter(anti)
     for name, module in folded.modules.items():
         assert torch.allclose(module.dense().double(), minus[name], rtol=1e-5, atol=1e-6), name
+
+
+@pytest.fixture(scope="module")
+def moe_dir(tmp_path_factory) -> Path:
+    """A mixture-of-experts model with shared-expert modules beside its 3-D expert weights."""
+    return build_tiny_model("qwen2_moe", tmp_path_factory.mktemp("adapters") / "qwen2_moe")
+
+
+MOE_TARGETS = {"targets": ["q_proj", "v_proj", "gate_proj"],
+               "target_parameters": ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]}
+
+
+def expert_deltas(base_dir: Path, adapter_dir: Path) -> dict[str, torch.Tensor]:
+    """PEFT's own delta of every LoRA'd 3-D expert weight ([E, ...]), by wrapper name."""
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), adapter_dir)
+    return {name: module.get_delta_weight("default").detach().double()
+            for name, module in model.base_model.model.named_modules() if isinstance(module, ParamWrapper)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("op", OPERATIONS)
+def test_expert_lora_combines_expert_by_expert(moe_dir, tmp_path, op):
+    expert = make_adapter(moe_dir, tmp_path / "expert", seed=5, r=2, lora_alpha=4, **MOE_TARGETS)
+    anti = make_adapter(moe_dir, tmp_path / "anti", seed=6, r=3, lora_alpha=3, **MOE_TARGETS)
+    read = read_adapter(expert)
+    experts = {name: m.experts for name, m in read.modules.items() if m.experts > 1}
+    assert experts and set(experts.values()) == {4} and all(m.rank == 2 for m in read.modules.values())
+    out = combine_adapters(expert, None if op == "negation" else anti, tmp_path / op, op=op, alpha=0.7)
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["target_parameters"] == MOE_TARGETS["target_parameters"]
+    assert not any("experts" in module for module in config["target_modules"])
+    # Each expert's pair equals the formula on that expert's deltas (Ext-Sub is per row, so per expert).
+    plus, minus, got = read_adapter(expert), read_adapter(anti), read_adapter(out)
+    for name, module in got.modules.items():
+        assert module.experts == plus.modules[name].experts
+        pluses, minuses = plus.modules[name].dense().double(), minus.modules[name].dense().double()
+        if module.experts == 1:
+            pluses, minuses = pluses[None], minuses[None]
+        reference = torch.stack([dense_reference(op, p, None if op == "negation" else m, 0.7)
+                                 for p, m in zip(pluses, minuses)]).reshape(module.dense().shape)
+        assert float((module.dense().double() - reference).norm() / reference.norm()) < 1e-5, name
+    # PEFT reads the layout written: its own deltas of the result follow from its deltas of the inputs.
+    if op in ("subtraction", "negation"):
+        before_plus, before_minus, after = (expert_deltas(moe_dir, expert), expert_deltas(moe_dir, anti),
+                                            expert_deltas(moe_dir, out))
+        assert after and set(after) == set(before_plus)
+        for name, delta in after.items():
+            reference = -0.7 * before_plus[name] if op == "negation" else before_plus[name] - 0.7 * before_minus[name]
+            assert float((delta - reference).norm() / reference.norm()) < 1e-5, name
 
 
 def test_conv1d_adapters_combine(gpt2_dir, tmp_path):
