@@ -197,6 +197,9 @@ def _method_lines(run: FinishedRun, report: dict) -> list[str]:
               + (f" (layers {lora.layers})" if lora.layers else "")
               + f"; {config.optimizer.name} lr {config.optimizer.lr:g}, {length}, batch {t.batch_size}, "
                 f"seed {t.seed}.", ""]
+    if experts:
+        lines += [("The experts' weights are adapted through PEFT's `target_parameters` (one LoRA per expert), "
+                   "which PEFT 0.17 and newer load."), ""]
     return lines
 
 
