@@ -20,8 +20,18 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/unlearn-studio projects/demo.toml
 
-test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+# A second environment with transformers 4.46 and peft 0.13 (the oldest an export promises to load
+# in), where the export tests load an export (tests/compat/check_export.py); about 1.5 min to build.
+COMPAT := .venv-compat
+COMPAT_STAMP := $(COMPAT)/.installed-stamp
+
+$(COMPAT_STAMP):
+	test -x $(COMPAT)/bin/python || $(PYTHON) -m venv $(COMPAT)
+	$(COMPAT)/bin/python -m pip install --quiet --only-binary tokenizers torch==2.13.0 "transformers==4.46.3" "peft==0.13.2"
+	touch $(COMPAT_STAMP)
+
+test: $(STAMP) $(COMPAT_STAMP)
+	QT_QPA_PLATFORM=offscreen UNLEARN_STUDIO_COMPAT_PYTHON=$(CURDIR)/$(COMPAT)/bin/python $(PY) -m pytest
 
 # Everything but the tests that train or build models (marked slow): a quick check while working.
 test-fast: $(STAMP)
@@ -32,4 +42,4 @@ demo: $(STAMP)
 	$(VENV)/bin/unlearn-studio demo build --seed 0 --out resources/demo --overwrite
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache tests/screenshots
+	rm -rf $(VENV) $(COMPAT) build *.egg-info .pytest_cache tests/screenshots
