@@ -27,6 +27,7 @@ class RunEvaluator:
         self.suite = EvalSuite.for_config(config)
         self.tier = "fast" if config.evaluation.suite == "none" else config.evaluation.suite
         tier_sizes(self.tier)
+        self.suite.check()
         self.model_dir = config.resolve_model_path()
         self.cache_dir = cache_dir
         self.results: dict[str, EvalResult] = {}

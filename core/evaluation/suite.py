@@ -103,13 +103,17 @@ class EvalSet:
     columns: Mapping[str, str] = field(default_factory=dict)
     max_rows: int | None = None
 
+    def file(self) -> tuple[Path, str | None]:
+        """(file or folder, split); a UserError when it does not exist."""
+        file_path, split = split_path(self.path)
+        if not file_path.exists():
+            raise UserError(f"Data file not found: {file_path}", f"Check the path of the evaluation set '{self.name}'.")
+        return file_path, split
+
     def load(self) -> list[LoadedSet]:
         """The set as measured (UserError on bad input), and its paraphrase view where it has one."""
         canonical, extra = _split_columns(self)
-        file_path, split = split_path(self.path)
-        if not file_path.exists():
-            raise UserError(f"Data file not found: {file_path}",
-                            f"Check the path of the evaluation set '{self.name}'.")
+        file_path, split = self.file()
         fmt = normalize_format(self.format)
         if fmt == "auto":
             fmt = detect_format(file_path)
@@ -263,6 +267,12 @@ class EvalSuite:
 
     def judge(self) -> Judge | None:
         return load_judge(self.harm_judge) if self.harm_judge else None
+
+    def check(self) -> None:
+        """The cheap checks, before a run writes anything: every file exists, the judge loads."""
+        for spec in self.sets:
+            spec.file()
+        self.judge()
 
     def load(self) -> list[LoadedSet]:
         return [view for spec in self.sets for view in spec.load()]

@@ -21,6 +21,7 @@ from unlearn_studio.core.evaluation.evaluate import cached_before, evaluate
 from unlearn_studio.core.evaluation.progress import ProgressTracker
 from unlearn_studio.core.evaluation.registry import measure_set
 from unlearn_studio.core.evaluation.result import ITEMS_FILE, load_result
+from unlearn_studio.core.evaluation.run_evaluation import RunEvaluator
 from unlearn_studio.core.evaluation.set_metrics import SET_METRICS
 from unlearn_studio.core.evaluation.suite import TIERS, EvalSet, EvalSuite, load_judge, paraphrase_rows
 from unlearn_studio.core.evaluation.verdicts import judge
@@ -142,6 +143,13 @@ def test_bad_evaluation_settings_are_user_errors_before_anything_runs(tmp_path):
     odd = EvalSet("odd", files["forget"], "forget", columns={"answers": "answer"})
     with pytest.raises(UserError, match="Unknown column name"):
         odd.load()
+    # A run's evaluator checks the judge and the files when it is made, before the run writes anything.
+    with pytest.raises(UserError, match="harm_judge"):
+        RunEvaluator(_project(tmp_path, files, "demo", harm_judge="no_such_module_anywhere:judge"))
+    missing = _project(tmp_path, files, "demo")
+    missing.evaluation.sets["mcq"] = EvalSetConfig(str(tmp_path / "missing.jsonl"), "retain")
+    with pytest.raises(UserError, match="not found"):
+        RunEvaluator(missing)
 
 
 def test_a_metric_without_what_it_needs_is_skipped_with_the_reason():
