@@ -119,11 +119,12 @@ def _role_misfit_warnings(present: list[str], kind: str, mapping: dict[str, str]
     if mapping.get("answer") != label:
         return []  # the answer comes from another column the user chose
     fits = [other.name for other in ROLES.values() if "mcq" in other.kinds]
-    return [f"{name} holds multiple-choice questions (columns {found['question']}, {found['choices']}, "
+    warning = (f"{name} holds multiple-choice questions (columns {found['question']}, {found['choices']}, "
             f"{label}), but the '{role.name}' role reads {kind} rows: the answer trained on would be the "
             f"'{label}' column (an index such as 0), not the text of a choice. Multiple-choice files "
             f"fit the {' or '.join(repr(f) for f in fits)} role (a concept test before and after "
-            f"unlearning); give '{role.name}' question/answer or text rows"]
+            f"unlearning); give '{role.name}' question/answer or text rows")
+    return [warning]
 
 
 def _quality_warnings(rows: list[dict], kind: str, mapping: dict[str, str]) -> list[str]:

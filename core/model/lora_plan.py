@@ -92,7 +92,7 @@ def plan_lora(model: nn.Module, roles=None, layers: LayerSelection = None, *, dr
                             f"in its experts' 3-D weights, and {experts_blocked}",
                             "Set lora.dropout = 0, or leave those roles out")
         chosen = [r for r in chosen if r in modules_by_role]
-        names = _suffixes(find_expert_parameters(model, list(experts_by_role), layers))
+        names = layer_suffixes(find_expert_parameters(model, list(experts_by_role), layers))
         kept = "only attention is adapted" if set(chosen) <= set(ATTENTION) else \
             f"only {', '.join(chosen)} outside the experts are adapted"
         notes.append(f"The experts' weights ({', '.join(names)}) are not adapted, {kept}: {experts_blocked}; "
@@ -105,7 +105,7 @@ def plan_lora(model: nn.Module, roles=None, layers: LayerSelection = None, *, dr
     modules = find_lora_targets(model, roles=module_roles, layers=layers) if module_roles else []
     parameters = [] if experts_blocked else find_expert_parameters(model, chosen, layers)
     if experts_by_role and not experts_blocked:
-        notes.append(f"The experts' 3-D weights ({', '.join(_suffixes(parameters))}) are adapted with PEFT "
+        notes.append(f"The experts' 3-D weights ({', '.join(layer_suffixes(parameters))}) are adapted with PEFT "
                      "target_parameters, one LoRA per expert")
     lacks = [r for r in ROLES if r not in modules_by_role and r not in experts_by_role]
     return LoraPlan(type(model).__name__, is_auto(roles), chosen, modules, parameters,
@@ -121,8 +121,9 @@ def _why_experts_cannot(dropout: float) -> str | None:
     return None
 
 
-def _suffixes(names: list[str]) -> list[str]:
-    """"model.layers.0.mlp.experts.gate_up_proj" -> "mlp.experts.gate_up_proj", once each."""
+def layer_suffixes(names: list[str]) -> list[str]:
+    """Names relative to their decoder layer, once each: "model.layers.0.mlp.experts.gate_up_proj" ->
+    "mlp.experts.gate_up_proj"."""
     out = []
     for name in names:
         parts = name.split(".")
