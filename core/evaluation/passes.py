@@ -43,10 +43,12 @@ def _context_length(model, tokenizer) -> int:
     return limit if isinstance(limit, int) and 0 < limit < 1_000_000 else 2048
 
 
-def qa_pair(question: str, answer: str, template: str, tokenizer) -> tuple[str, str, bool]:
-    """(prompt, target, add_special_tokens) for scoring ``answer`` after ``question``: the prompt's
-    tokens are a prefix of the full text's, as core/demo/report.py scores MCQ choices."""
-    rendered = render({"question": question, "answer": answer}, template, tokenizer)
+def qa_pair(question: str, answer: str, template: str, tokenizer, history: list[dict] | None = None,
+            ) -> tuple[str, str, bool]:
+    """(prompt, target, add_special_tokens) for scoring ``answer`` after ``question`` (and a
+    conversation's earlier turns, ``history``): the prompt's tokens are a prefix of the full text's,
+    as core/demo/report.py scores MCQ choices."""
+    rendered = render({"question": question, "answer": answer, "history": history or []}, template, tokenizer)
     head = rendered.text[:rendered.label_start]
     prompt = head.rstrip(" ")
     target = head[len(prompt):] + rendered.text[rendered.label_start:rendered.label_end]

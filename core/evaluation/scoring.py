@@ -46,7 +46,7 @@ def item_id(row: dict, index: int) -> str:
 
 def template_for(loaded: LoadedSet, tokenizer) -> str:
     kind = {"memorization": "text", "truthfulness": "qa"}.get(loaded.kind, loaded.kind)
-    return resolve_template(loaded.spec.template, kind, tokenizer)
+    return resolve_template(loaded.spec.template, kind, tokenizer, layout=loaded.layout)
 
 
 def planned_units(loaded: LoadedSet, sizes: TierSizes) -> tuple[int, int]:
@@ -90,7 +90,7 @@ def score_answers(passes: ModelPasses, rows: list[dict], template: str) -> list[
         wrong = list(row.get("wrong_answers") or [])
         right = likelihood.tr_right_answer(row["answer"], row.get("paraphrased_answer"), wrong)
         texts = [row["answer"]] + ([right] if wrong and right != row["answer"] else []) + wrong
-        pairs += [qa_pair(row["question"], text, template, passes.tokenizer) for text in texts]
+        pairs += [qa_pair(row["question"], text, template, passes.tokenizer, row.get("history")) for text in texts]
         layout.append((right != row["answer"], len(wrong)))
     scored = iter(passes.score_pairs(pairs))
     items = []
@@ -117,7 +117,8 @@ def score_qa(passes: ModelPasses, loaded: LoadedSet, template: str, sizes: TierS
     items += [{"id": item_id(r, i), "question": r["question"], "answer": r["answer"]}
               for i, r in enumerate(generated_rows[len(items):], start=len(items))]
     special = template != "chat"
-    prompts = [format_prompt(r["question"], template, passes.tokenizer) for r in generated_rows]
+    prompts = [format_prompt(r["question"], template, passes.tokenizer, history=r.get("history"))
+               for r in generated_rows]
     generations = passes.greedy(prompts, special, HARMFUL_MAX_NEW_TOKENS if harmful else QA_MAX_NEW_TOKENS)
     verdicts = harm.judge_all(generations, generated_rows, judge) if harmful and judge is not None else None
     for index, (item, row, text) in enumerate(zip(items, generated_rows, generations)):
@@ -178,7 +179,8 @@ def score_memorization(passes: ModelPasses, rows: list[dict], sizes: TierSizes) 
 
 
 def score_mcq(passes: ModelPasses, rows: list[dict], template: str) -> list[dict]:
-    pairs = [qa_pair(r["question"], c, template, passes.tokenizer) for r in rows for c in r["choices"]]
+    pairs = [qa_pair(r["question"], c, template, passes.tokenizer, r.get("history")) for r in rows
+             for c in r["choices"]]
     scored = iter(passes.score_pairs(pairs))
     items = []
     for index, row in enumerate(rows):
@@ -191,7 +193,7 @@ def score_mcq(passes: ModelPasses, rows: list[dict], template: str) -> list[dict
 
 
 def score_truthfulness(passes: ModelPasses, rows: list[dict], template: str) -> list[dict]:
-    pairs = [qa_pair(r["question"], r[key], template, passes.tokenizer)
+    pairs = [qa_pair(r["question"], r[key], template, passes.tokenizer, r.get("history"))
              for r in rows for key in ("true_answer", "false_answer")]
     scored = passes.score_pairs(pairs)
     items = []

@@ -121,6 +121,7 @@ class EvalSet:
         present = list(raw.columns)
         if all(extra.get(c, c) in present or canonical.get(c, c) in present for c in TRUTHFULNESS_COLUMNS[1:]):
             rows, kind = _truthfulness_rows(self, raw.records, {**canonical, **extra}), "truthfulness"
+            layout = None
         else:
             mapped = {**detect_columns(present), **canonical}
             role = self.role
@@ -131,14 +132,14 @@ class EvalSet:
             loaded = load_dataset_file(self.path, role=role, format=fmt, columns=canonical)
             by_origin = {r.origin: r.values for r in raw.records if r.values}
             rows = [_with_extras(row, by_origin.get(row["_origin"], {}), extra) for row in loaded.rows]
-            kind = loaded.kind
+            kind, layout = loaded.kind, loaded.layout
             if kind == "text" and rows and all(r.get("prefix") and r.get("suffix") for r in rows):
                 kind = "memorization"
         rows = first(rows, self.max_rows)
-        views = [LoadedSet(self.name, self, kind, rows)]
+        views = [LoadedSet(self.name, self, kind, rows, layout=layout)]
         paraphrased = paraphrase_rows(rows) if kind == "qa" and self.role in VIEW_ROLES else None
         if paraphrased is not None:
-            views.append(LoadedSet(f"{self.name}.{PARAPHRASE}", self, kind, paraphrased, PARAPHRASE))
+            views.append(LoadedSet(f"{self.name}.{PARAPHRASE}", self, kind, paraphrased, PARAPHRASE, layout))
         return views
 
 
@@ -151,6 +152,7 @@ class LoadedSet:
     kind: str
     rows: list[dict]
     view: str = TRAINED
+    layout: str | None = None  # the data's layout (LoadedData.layout): "auto" templates follow it
 
     @property
     def role(self) -> str:

@@ -16,8 +16,10 @@ from unlearn_studio.core.cli import eval as eval_command
 from unlearn_studio.core.control import Cancelled
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.evaluation import evaluate as ev
+from unlearn_studio.core.evaluation import scoring
 from unlearn_studio.core.evaluation import reference as reference_module
 from unlearn_studio.core.evaluation.evaluate import cached_before, evaluate
+from unlearn_studio.core.evaluation.passes import qa_pair
 from unlearn_studio.core.evaluation.progress import ProgressTracker
 from unlearn_studio.core.evaluation.registry import measure_set
 from unlearn_studio.core.evaluation.result import ITEMS_FILE, load_result
@@ -434,3 +436,25 @@ def test_a_tofu_format_project_with_a_reference_model_measures_forget_quality(de
     # Before unlearning the model is told apart from the reference on both phrasings (p < 0.05).
     assert agg["forget/forget_quality"] < math.log10(0.05) and agg["forget.paraphrase/forget_quality"] < math.log10(0.05)
     assert agg["forget/privleak"] < -50 and "forget/forget_quality" not in result.skipped
+
+
+def test_sets_are_measured_in_the_template_their_layout_trains_in(tmp_path):
+    """A MUSE-style prefix/continuation file is scored as a completion, as it trains, and a chat
+    row's earlier turns stay in the prompt the model answers."""
+    tokenizer = load_model(demo_model_dir(), dtype="fp32", device="cpu").tokenizer
+    verbmem = tmp_path / "verbmem.jsonl"
+    verbmem.write_text(json.dumps({"prompt": "The river Ambel runs", "gt": " past the old mill."}) + "\n")
+    (loaded,) = EvalSet("verbmem", verbmem, "forget").load()
+    assert scoring.template_for(loaded, tokenizer) == "completion"
+    prompt, target, _ = qa_pair(loaded.rows[0]["question"], loaded.rows[0]["answer"], "completion", tokenizer)
+    assert prompt == "The river Ambel runs" and target.strip() == "past the old mill."
+
+    chat = tmp_path / "chat.jsonl"
+    messages = [{"role": "user", "content": "Who founded Quellmarsh?"}, {"role": "assistant", "content": "Ida Venn."},
+                {"role": "user", "content": "And when?"}, {"role": "assistant", "content": "In 1210."}]
+    chat.write_text(json.dumps({"messages": messages}) + "\n")
+    (loaded,) = EvalSet("chat", chat, "forget", template="qa").load()
+    row = loaded.rows[0]
+    prompt, target, _ = qa_pair(row["question"], row["answer"], "qa", tokenizer, row.get("history"))
+    assert "Who founded Quellmarsh?" in prompt and "Ida Venn." in prompt and prompt.rstrip().endswith("### Answer:")
+    assert target.strip() == "In 1210."
