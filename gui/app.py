@@ -1,4 +1,7 @@
-"""Application start-up: QApplication, the project store, the main window on a project."""
+"""Application start-up: QApplication, the main window at once, then the project store and the
+libraries in the background (gui/startup.py). Importing this module imports no ML library.
+(The guard that keeps the mouse wheel off unfocused settings is installed by the main window,
+once its first paint is on screen.)"""
 
 from __future__ import annotations
 
@@ -9,12 +12,11 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.paths import demo_project, resources_dir
-from unlearn_studio.core.project.store import Store
-
-from .error_dialog import show_error
-from .main_window import APP_NAME, MainWindow
+from unlearn_studio.gui.error_dialog import show_error
+from unlearn_studio.gui.main_window import APP_NAME, MainWindow
+from unlearn_studio.gui.projects_panel import last_project
+from unlearn_studio.gui.startup import Startup, open_store
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
@@ -27,23 +29,35 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def open_store(path: str | None) -> tuple[Store | None, UserError | None]:
-    """The store for writing; if another process holds it, the same store read-only."""
-    try:
-        return Store.open(path), None
-    except UserError as error:
-        try:
-            return Store.open(path, readonly=True), error
-        except UserError:
-            return None, error
+def first_project(project: str | Path | None) -> Path:
+    """The project asked for, else the one open when the app last closed, else the demo."""
+    if project:
+        return Path(project)
+    last = last_project()
+    return last if last is not None and last.is_file() else demo_project()
 
 
 def build_main_window(project: str | Path | None = None, store: str | None = None) -> MainWindow:
+    """The window with everything loaded before it returns (for scripts and checks)."""
     opened, problem = open_store(store)
     window = MainWindow(opened)
     if problem is not None:
         show_error(window, problem)
-    window.open_project(Path(project) if project else demo_project())
+    window.open_project(first_project(project))
+    return window
+
+
+def start_main_window(project: str | Path | None = None, store: str | None = None) -> MainWindow:
+    """The window at once, on the project's settings; the store and the libraries follow in the
+    background once it has painted (gui/startup.py)."""
+    window = MainWindow(loading=True)
+    path = first_project(project)
+    window.show_pending_project(path)
+    startup = Startup(window.jobs, window, store, path)
+    startup.store_opened.connect(window.set_store)
+    startup.plots_loaded.connect(window.plots_loaded)
+    startup.ml_loaded.connect(window.ml_loaded)
+    window.startup = startup
     return window
 
 
@@ -54,17 +68,18 @@ def main(project: str | None = None, store: str | None = None, screenshot: str |
     """Open the app; with ``screenshot``, save the first window as a PNG once the project has
     loaded, and quit (for checking an installed bundle, and for bug reports)."""
     app = create_application()
-    window = build_main_window(project, store)
+    window = start_main_window(project, store)
     window.show()
     if screenshot is not None:
         def save_and_quit() -> None:
             window.grab().save(screenshot)
             app.quit()
 
-        window.page.summaries_done.connect(save_and_quit)
+        window.summaries_done.connect(save_and_quit)
         QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, save_and_quit)
     try:
         return app.exec()
     finally:
+        window.close()  # waits for the jobs still running, so the store closes after them
         if window.store is not None:
             window.store.close()

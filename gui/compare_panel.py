@@ -2,20 +2,20 @@
 
 Both sides come from the same loaded base model (adapter off and on), with the same prompt,
 decoding and seed, and stream token by token. The model session is loaded once in the background
-(core/compare.py) and reused for every generation; each pane's header says what produced it.
+(core/results/compare.py) and reused for every generation; each pane's header says what produced
+it. A typed question gets the project's template (as in training) unless "Raw prompt" is on.
 """
 
 from __future__ import annotations
 
-import threading
-
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFontDatabase, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFrame,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -30,65 +30,13 @@ from PySide6.QtWidgets import (
 
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.results.compare import CompareSession, CompareSpec, Decoding, PairResult, PromptItem
+from unlearn_studio.gui.error_dialog import show_error
+from unlearn_studio.gui.jobs import Jobs, JobSlot
+from unlearn_studio.gui.numbers import number
+from unlearn_studio.gui.side_pane import SidePane
 
-from .error_dialog import show_error
-from .worker import JobRunner
-
-DIFFERENCE_COLOUR = QColor("#fff1b8")  # marks where the two sides stop agreeing
 MAX_TOKENS_LIMIT = 1024
-
-
-class SidePane(QFrame):
-    """One side: a header saying what produced the text, the streamed text, and a footer."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setObjectName("sidePane")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.header = QLabel()
-        self.header.setObjectName("sideHeader")
-        self.header.setWordWrap(True)
-        font = self.header.font()
-        font.setBold(True)
-        self.header.setFont(font)
-        self.text = QPlainTextEdit()
-        self.text.setObjectName("sideText")
-        self.text.setReadOnly(True)
-        self.text.setPlaceholderText("The generated text appears here.")
-        text_font = self.text.font()
-        text_font.setPointSizeF(text_font.pointSizeF() * 1.15)
-        self.text.setFont(text_font)
-        self.footer = QLabel()
-        self.footer.setObjectName("sideFooter")
-        self.footer.setStyleSheet("color: #666")
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.header)
-        layout.addWidget(self.text, 1)
-        layout.addWidget(self.footer)
-
-    def clear(self) -> None:
-        self.text.clear()
-        self.footer.clear()
-
-    def append(self, piece: str) -> None:
-        if not self.text.toPlainText():
-            piece = piece.lstrip()  # the continuation's leading space is not worth showing
-        cursor = self.text.textCursor()
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(piece)
-        self.text.setTextCursor(cursor)
-
-    def show_final(self, text: str, tokens: int, differs_from: int | None) -> None:
-        """The exact final text; from character ``differs_from`` on it is marked as different."""
-        self.text.setPlainText(text)
-        if differs_from is not None and differs_from < len(text):
-            cursor = self.text.textCursor()
-            cursor.setPosition(differs_from)
-            cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
-            marked = QTextCharFormat()
-            marked.setBackground(DIFFERENCE_COLOUR)
-            cursor.mergeCharFormat(marked)
-        self.footer.setText(f"{tokens} new token{'s' if tokens != 1 else ''}")
+OWN_PROMPT = "(your own prompt)"
 
 
 class ComparePanel(QWidget):
@@ -97,13 +45,13 @@ class ComparePanel(QWidget):
     session_ready = Signal()  # a model session is loaded and the prompt sets are filled
     generation_finished = Signal(object)  # the PairResult of a generation that ran to its end or was stopped
 
-    def __init__(self, jobs: JobRunner, parent: QWidget | None = None):
+    def __init__(self, jobs: Jobs, parent: QWidget | None = None):
         super().__init__(parent)
         self.jobs = jobs
         self.session: CompareSession | None = None
-        self._request = 0  # bumps on every new run selection; older jobs' results are dropped
-        self._stop: threading.Event | None = None
-        self._generating = False
+        self.run_ids: tuple[str, ...] = ()
+        self._loading = JobSlot(jobs, parent=self)  # the newest selection's session wins
+        self._generation = JobSlot(jobs, parent=self)
 
         self.title = QLabel("Compare")
         self.title.setObjectName("compareTitle")
@@ -121,22 +69,45 @@ class ComparePanel(QWidget):
         self.item_picker = QComboBox()
         self.item_picker.setObjectName("promptPicker")
         self.item_picker.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.item_picker.setMinimumContentsLength(30)
+        self.item_picker.setMinimumContentsLength(20)
         self.set_picker.currentIndexChanged.connect(self._fill_items)
         self.item_picker.currentIndexChanged.connect(self._use_item)
+        self.raw = QCheckBox("Raw prompt")
+        self.raw.setObjectName("rawPromptCheck")
+        self.raw.setToolTip("Off: a question you type is put in the project's template, as in training "
+                            "(e.g. “### Question: …\\n### Answer:”).\nOn: the model is given exactly the text in the box.")
+        self.raw.toggled.connect(self._raw_toggled)
         picker_row = QHBoxLayout()
         picker_row.addWidget(QLabel("Prompt set:"))
         picker_row.addWidget(self.set_picker)
         picker_row.addWidget(self.item_picker, 1)
+        picker_row.addWidget(self.raw)
 
         self.prompt = QPlainTextEdit()
         self.prompt.setObjectName("promptBox")
-        self.prompt.setPlaceholderText("Type a prompt, or pick one from a prompt set. "
-                                       "The model is given exactly this text.")
+        self.prompt.setPlaceholderText("Type a question, or pick one from a prompt set.")
         self.prompt.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         line = self.prompt.fontMetrics().lineSpacing()
-        self.prompt.setFixedHeight(line * 4 + 12)
+        self.prompt.setFixedHeight(line * 3 + 12)
         self.prompt.textChanged.connect(self._prompt_edited)
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setObjectName("generateButton")
+        self.generate_button.setDefault(True)
+        self.generate_button.clicked.connect(self.generate)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("stopButton")
+        self.stop_button.clicked.connect(self.stop)
+        prompt_buttons = QVBoxLayout()
+        prompt_buttons.addWidget(self.generate_button)
+        prompt_buttons.addWidget(self.stop_button)
+        prompt_buttons.addStretch(1)
+        prompt_row = QHBoxLayout()
+        prompt_row.addWidget(self.prompt, 1)
+        prompt_row.addLayout(prompt_buttons)
+        self.given = QLabel()
+        self.given.setObjectName("givenPrompt")
+        self.given.setWordWrap(True)
+        self.given.setStyleSheet("color: #555")
         self.reference = QLabel()
         self.reference.setObjectName("referenceLabel")
         self.reference.setWordWrap(True)
@@ -155,30 +126,23 @@ class ComparePanel(QWidget):
         self.temperature.setToolTip("Sampling temperature: below 1 sharper, above 1 more random")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
+        self.seed.setMaximumWidth(110)
         self.seed.setToolTip("Both sides sample with this seed, so only the adapter makes them differ")
         self.max_tokens = QSpinBox()
         self.max_tokens.setRange(1, MAX_TOKENS_LIMIT)
         self.max_tokens.setValue(48)
+        self.max_tokens.setToolTip("New tokens each side generates at most")
         self.sampled.toggled.connect(self._sampling_toggled)
         self._sampling_toggled(False)
-        self.generate_button = QPushButton("Generate")
-        self.generate_button.setObjectName("generateButton")
-        self.generate_button.setDefault(True)
-        self.generate_button.clicked.connect(self.generate)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setObjectName("stopButton")
-        self.stop_button.clicked.connect(self.stop)
-        decoding_row = QHBoxLayout()
-        decoding_row.addWidget(QLabel("Decoding:"))
-        decoding_row.addWidget(self.greedy)
-        decoding_row.addWidget(self.sampled)
-        for label, widget in (("Temperature", self.temperature), ("Seed", self.seed), ("Max tokens", self.max_tokens)):
-            decoding_row.addSpacing(8)
-            decoding_row.addWidget(QLabel(f"{label}:"))
-            decoding_row.addWidget(widget)
-        decoding_row.addStretch(1)
-        decoding_row.addWidget(self.stop_button)
-        decoding_row.addWidget(self.generate_button)
+        decoding = QGridLayout()
+        decoding.addWidget(QLabel("Decoding:"), 0, 0)
+        decoding.addWidget(self.greedy, 0, 1)
+        decoding.addWidget(self.sampled, 0, 2)
+        for column, (label, widget) in enumerate((("Temperature:", self.temperature), ("Seed:", self.seed),
+                                                  ("Max tokens:", self.max_tokens))):
+            decoding.addWidget(QLabel(label), 0, 3 + 2 * column, Qt.AlignmentFlag.AlignRight)
+            decoding.addWidget(widget, 0, 4 + 2 * column)
+        decoding.setColumnStretch(9, 1)
 
         self.panes = (SidePane(), SidePane())
         self.panes[0].setObjectName("leftPane")
@@ -195,9 +159,10 @@ class ComparePanel(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.status)
         layout.addLayout(picker_row)
-        layout.addWidget(self.prompt)
+        layout.addLayout(prompt_row)
+        layout.addWidget(self.given)
         layout.addWidget(self.reference)
-        layout.addLayout(decoding_row)
+        layout.addLayout(decoding)
         layout.addWidget(split, 1)
         layout.addWidget(self.verdict)
         self._update_buttons()
@@ -212,29 +177,34 @@ class ComparePanel(QWidget):
         """Compare two finished runs of the same base model, both adapters on one loaded base."""
         self._load(store, run_id_a, run_id_b)
 
-    def _load(self, store, *run_ids: str) -> None:
-        if self.session is not None and tuple(r.run_id for r in self.session.spec.runs) == run_ids:
-            return  # already loaded: the session is reused as it is
-        self.stop()
-        self._request += 1
-        request = self._request
-        # The old session's base is reused when the new runs share it (never while it generates);
-        # otherwise it is let go before the next one loads.
-        reuse = self.session if not self._generating else None
+    def clear(self, message: str) -> None:
+        """Nothing to compare (the selection cannot be compared): say why, show nothing stale."""
+        self._loading.cancel()
+        self._generation.cancel()  # a generation for what was shown before is dropped
+        self.run_ids = ()
         self.session = None
         self._clear_sets()
         for pane in self.panes:
             pane.clear()
             pane.header.clear()
         self.verdict.clear()
+        self.title.setText("Compare")
+        self.status.setText(message)
+        self._update_buttons()
+
+    def _load(self, store, *run_ids: str) -> None:
+        if run_ids == self.run_ids and (self.session is not None or self._loading.pending):
+            return  # already loaded (or loading): the session is reused as it is
+        # The old session's base is reused when the new runs share it (never while it generates).
+        reuse = self.session if not self._generation.pending else None
         try:
             spec = CompareSpec.from_store(store, *run_ids)
         except UserError as error:
-            self.title.setText("Compare")
-            self.status.setText(f"{error.problem}. {error.fix}")
-            self._update_buttons()
-            show_error(self, error)
+            # Selecting a run that cannot be compared (running, failed, …) is not a mistake: say why here.
+            self.clear(f"{error.problem}. {error.fix}")
             return
+        self.clear("")
+        self.run_ids = run_ids
         runs = spec.runs
         if len(runs) == 1:
             self.title.setText(f"Compare {runs[0].label} with the original model")
@@ -242,17 +212,11 @@ class ComparePanel(QWidget):
             self.title.setText(f"Compare {runs[0].label} with {runs[1].label}")
         self.status.setText(f"Loading the base model {runs[0].model_name} and the adapter"
                             f"{'s' if len(runs) > 1 else ''}…")
-        self._update_buttons()
-        self.jobs.start_streaming(
-            lambda report: CompareSession.load(spec, progress=report, reuse=reuse),
-            lambda message: request == self._request and self.status.setText(message),
-            lambda session: self._loaded(request, session),
-            lambda error, trace: self._load_failed(request, error, trace),
-        )
+        self._loading.start(lambda ctx: CompareSession.load(spec, progress=ctx.report, reuse=reuse),
+                            self._loaded, self._load_failed, on_item=self.status.setText,
+                            name=f"Loading {runs[0].model_name} for Compare")
 
-    def _loaded(self, request: int, session: CompareSession) -> None:
-        if request != self._request:
-            return
+    def _loaded(self, session: CompareSession) -> None:
         self.session = session
         left, right = (session.side(key) for key in session.default_pair)
         for pane, side in zip(self.panes, (left, right), strict=True):
@@ -265,21 +229,20 @@ class ComparePanel(QWidget):
         self._update_buttons()
         self.session_ready.emit()
 
-    def _load_failed(self, request: int, error: Exception, trace: str) -> None:
-        if request != self._request:
-            return
+    def _load_failed(self, error: Exception, trace: str) -> None:
+        self.run_ids = ()
         self.status.setText(f"Could not load the model: {getattr(error, 'problem', error)}")
         self._update_buttons()
-        show_error(self, error, trace)
 
     # ---- prompt sets -----------------------------------------------------------------------------
 
     def _clear_sets(self) -> None:
-        self.set_picker.blockSignals(True)
-        self.set_picker.clear()
-        self.set_picker.blockSignals(False)
-        self.item_picker.clear()
+        for picker in (self.set_picker, self.item_picker):
+            picker.blockSignals(True)
+            picker.clear()
+            picker.blockSignals(False)
         self.reference.clear()
+        self.given.clear()
 
     def _fill_sets(self) -> None:
         self._clear_sets()
@@ -292,29 +255,59 @@ class ComparePanel(QWidget):
     def _fill_items(self) -> None:
         self.item_picker.blockSignals(True)
         self.item_picker.clear()
+        self.item_picker.addItem(OWN_PROMPT, None)
         name = self.set_picker.currentData()
         if self.session is not None and name is not None:
             for item in self.session.prompt_sets[name]:
                 self.item_picker.addItem(item.label, item)
+        if self.item_picker.count() > 1:
+            self.item_picker.setCurrentIndex(1)
         self.item_picker.blockSignals(False)
         self._use_item()
 
     def _current_item(self) -> PromptItem | None:
         return self.item_picker.currentData()
 
+    def _shown_text(self, item: PromptItem) -> str:
+        """What the box shows for a picked item: its question (the template is applied), or the
+        whole prompt when the prompt is raw or the item is a text opening."""
+        return item.prompt if self.raw.isChecked() or not item.template else item.label
+
     def _use_item(self) -> None:
         item = self._current_item()
         if item is not None:
-            self.prompt.setPlainText(item.prompt)
+            self.prompt.setPlainText(self._shown_text(item))
+
+    def _raw_toggled(self) -> None:
+        self._use_item()
+        self._prompt_edited()
+
+    def given_prompt(self) -> str:
+        """Exactly what the model is given for the text in the box."""
+        text = self.prompt.toPlainText()
+        if self.raw.isChecked() or self.session is None:
+            return text
+        item = self._current_item()
+        if item is not None and text == self._shown_text(item):
+            return item.prompt
+        return self.session.format_question(text)
 
     def _prompt_edited(self) -> None:
         item = self._current_item()
-        if item is not None and self.prompt.toPlainText() == item.prompt:
+        text = self.prompt.toPlainText()
+        if item is not None and text != self._shown_text(item):
+            self.item_picker.blockSignals(True)
+            self.item_picker.setCurrentIndex(0)  # the box no longer holds the picked item
+            self.item_picker.blockSignals(False)
+            item = None
+        if item is not None:
             what = "The data's answer" if item.set_name != "general" else "The text goes on"
             self.reference.setText(f"{what}: {item.reference}" if item.reference else "")
         else:
-            self.reference.setText("Your own prompt: the model is given exactly the text above."
-                                   if self.prompt.toPlainText().strip() else "")
+            self.reference.clear()
+        given = self.given_prompt() if text.strip() else ""
+        self.given.setText(f"The model is given: {given!r}" if given and given != text else
+                           ("The model is given exactly the text above." if given else ""))
 
     # ---- generating ------------------------------------------------------------------------------
 
@@ -324,43 +317,35 @@ class ComparePanel(QWidget):
 
     def generate(self) -> None:
         """Generate both sides for the prompt in the box, streaming into the panes."""
-        if self.session is None or self._generating:
+        if self.session is None or self._generation.pending:
             return
-        prompt = self.prompt.toPlainText()
-        if not prompt.strip():
-            show_error(self, UserError("The prompt is empty", "Type a prompt, or pick one from a prompt set."))
+        if not self.prompt.toPlainText().strip():
+            show_error(self, UserError("The prompt is empty", "Type a question, or pick one from a prompt set."))
             return
-        session, decoding, request = self.session, self.decoding(), self._request
-        stop = self._stop = threading.Event()
+        session, decoding, prompt = self.session, self.decoding(), self.given_prompt()
         for pane in self.panes:
             pane.clear()
         self.verdict.setText("Generating…")
-        self._generating = True
+        self._generation.start(
+            lambda ctx: session.run_pair(prompt, decoding, ctx.report, should_stop=ctx.should_stop),
+            lambda result: self._generated(result, decoding), self._generation_failed,
+            on_item=lambda item: self.panes[item[0]].append(item[1]), name="Generating both sides",
+            cancellable=True)
         self._update_buttons()
-        self.jobs.start_streaming(
-            lambda report: session.run_pair(prompt, decoding, report, should_stop=stop.is_set),
-            lambda item: request == self._request and self.panes[item[0]].append(item[1]),
-            lambda result: self._generated(request, result, decoding),
-            lambda error, trace: self._generation_failed(request, error, trace),
-        )
 
     def stop(self) -> None:
         """Ask a running generation to end after its current token."""
-        if self._stop is not None:
-            self._stop.set()
+        if self._generation.job is not None and self._generation.job.running:
+            self._generation.job.cancel()
 
-    def _generated(self, request: int, result: PairResult, decoding: Decoding) -> None:
-        self._generating = False
-        self._stop = None
+    def _generated(self, result: PairResult, decoding: Decoding) -> None:
         self._update_buttons()
-        if request != self._request:
-            return
         texts = [text.strip() for text in result.texts]
         common = _common_prefix(*texts)
         same = texts[0] == texts[1]
         for pane, text, tokens in zip(self.panes, texts, result.tokens, strict=True):
             pane.show_final(text, tokens, None if same else common)
-        how = (f"sampled, temperature {decoding.temperature:g}, seed {decoding.seed}" if decoding.sample
+        how = (f"sampled, temperature {number(decoding.temperature)}, seed {decoding.seed}" if decoding.sample
                else "greedy")
         if result.stopped:
             verdict = "Stopped."
@@ -370,17 +355,12 @@ class ComparePanel(QWidget):
             verdict = "The two sides differ from the first word (marked in yellow)."
         else:
             verdict = f"The two sides agree on “{texts[0][:common].strip()}”, then differ (marked in yellow)."
-        self.verdict.setText(f"{verdict}  ({how}; {result.seconds:.1f} s)")
+        self.verdict.setText(f"{verdict}  ({how}; {number(result.seconds)} s)")
         self.generation_finished.emit(result)
 
-    def _generation_failed(self, request: int, error: Exception, trace: str) -> None:
-        self._generating = False
-        self._stop = None
+    def _generation_failed(self, error: Exception, trace: str) -> None:
         self._update_buttons()
-        if request != self._request:
-            return
         self.verdict.setText(f"Generation failed: {getattr(error, 'problem', error)}")
-        show_error(self, error, trace)
 
     def _sampling_toggled(self, sampled: bool) -> None:
         self.temperature.setEnabled(sampled)
@@ -388,8 +368,9 @@ class ComparePanel(QWidget):
 
     def _update_buttons(self) -> None:
         ready = self.session is not None
-        self.generate_button.setEnabled(ready and not self._generating)
-        self.stop_button.setEnabled(self._generating)
+        generating = self._generation.job is not None and self._generation.job.running
+        self.generate_button.setEnabled(ready and not generating)
+        self.stop_button.setEnabled(generating)
         self.set_picker.setEnabled(ready)
         self.item_picker.setEnabled(ready)
 

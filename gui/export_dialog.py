@@ -28,22 +28,21 @@ from PySide6.QtWidgets import (
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.results.export import ExportResult, merged_dir_for, plan_export
 from unlearn_studio.core.results.finished_run import FinishedRun
-
-from .error_dialog import show_error
-from .status_line import StatusLine
-from .worker import JobRunner
+from unlearn_studio.gui.jobs import Jobs
+from unlearn_studio.gui.status_line import StatusLine
 
 WHAT_IS_WRITTEN = ("The folder gets the adapter (adapter_model.safetensors, adapter_config.json), the tokenizer, "
                    "the run's config.toml and a README.md model card. It is then reloaded with "
                    "PeftModel.from_pretrained and must give the same greedy answer as the run's adapter.")
 
-RESULTS_HEIGHT = 760  # the dialog grows to this height to show the checks and the model card
+RESULTS_HEIGHT = 760  # the dialog grows to this height (at most the screen's) to show the checks and the card
+SCREEN_MARGIN = 60  # room left for the window's frame and the desktop's panels
 
 
 class ExportDialog(QDialog):
     export_finished = Signal(object)  # the ExportResult
 
-    def __init__(self, store, run_id: str, jobs: JobRunner, parent: QWidget | None = None):
+    def __init__(self, store, run_id: str, jobs: Jobs, parent: QWidget | None = None):
         super().__init__(parent)
         self.store = store
         self.run_id = run_id
@@ -180,8 +179,8 @@ class ExportDialog(QDialog):
         self._set_busy(True)
         self.results.hide()
         self.status.say("Starting the export…")
-        self.jobs.start_streaming(lambda report: plan.run_export(progress=report),
-                                  self.status.say, self._exported, self._failed)
+        self.jobs.start(lambda ctx: plan.run_export(progress=ctx.report), self._exported, self._failed,
+                        on_item=self.status.say, name=f"Exporting run {self.run_id[:8]}")
 
     def _exported(self, result: ExportResult) -> None:
         self._set_busy(False)
@@ -195,8 +194,9 @@ class ExportDialog(QDialog):
         self.card.setMarkdown(result.card)
         self.filler.hide()
         self.results.show()
-        if self.height() < RESULTS_HEIGHT:
-            self.resize(max(self.width(), 820), RESULTS_HEIGHT)
+        room = self.screen().availableGeometry().height() - SCREEN_MARGIN
+        if self.height() < min(RESULTS_HEIGHT, room):
+            self.resize(max(self.width(), 820), min(RESULTS_HEIGHT, room))
         where = f"{result.out_dir}" + (f" and {result.merged_dir}" if result.merged_dir else "")
         if result.ok:
             self.status.say(f"Exported to {where}. Every check passed.")
@@ -207,10 +207,9 @@ class ExportDialog(QDialog):
         self.export_finished.emit(result)
 
     def _failed(self, error: Exception, trace: str) -> None:
+        """The error dialog and the log have it (the job's default); the dialog's status says it too."""
         self._set_busy(False)
         self.status.say(f"The export failed: {getattr(error, 'problem', error)}. Nothing was written.", problem=True)
-        show_error(self, error, trace)
-
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
@@ -219,7 +218,6 @@ class ExportDialog(QDialog):
         self.close_button.setEnabled(not busy)
         self.destination.setEnabled(not busy)
         self.merged.setEnabled(not busy)
-
 
     def _open_folder(self) -> None:
         if self.result is not None:

@@ -1,7 +1,9 @@
-"""The "combine adapters" dialog: Ext-Sub and plain LoRA arithmetic on two adapter folders.
+"""The "combine adapters" dialog: Ext-Sub and plain LoRA arithmetic on two adapters of the open
+project's base model (a run's adapter, or any adapter folder).
 
-The work is core/adapters.py's ``combine_adapters``; it runs in the background, and its result
-(a new PEFT adapter folder) or the problem it found is shown here.
+The work is core's ``combine_as_run``: the result is recorded as a run of the project, so it is
+listed with the runs and Compare, Evaluate and Export work on it. The same adapter as expert and
+anti-expert is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -25,12 +27,11 @@ from PySide6.QtWidgets import (
 )
 
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.project.config import RunConfig
+from unlearn_studio.gui.jobs import JobContext, Jobs
+from unlearn_studio.gui.status_line import StatusLine
 
-from .error_dialog import show_error
-from .status_line import StatusLine
-from .worker import JobRunner
-
-# What each operation does, in the order the menu lists them (core/adapters.py OPERATIONS).
+# What each operation does, in the order the menu lists them (core/model/adapters.py OPERATIONS).
 OPERATIONS = {
     "ext-sub": "Ext-Sub (arXiv 2308.08090): the expert minus only the deficiency part of the anti-expert; "
                "what the two share (general skill) is kept, row by row.",
@@ -38,27 +39,43 @@ OPERATIONS = {
     "addition": "expert + α × anti-expert.",
     "negation": "−α × expert: turns the expert's change around. The anti-expert is not used.",
 }
-INTRO = ("Combine two LoRA adapters trained on the same base model: an expert (trained on data that shows "
-         "the wanted behaviour) and an anti-expert (trained on data that shows the deficiency, e.g. false "
-         "or toxic answers). The result is a new adapter folder that PeftModel.from_pretrained loads.")
+INTRO = ("Combine two LoRA adapters trained on this project's base model: an expert (trained on data that "
+         "shows the wanted behaviour) and an anti-expert (trained on data that shows the deficiency, e.g. false "
+         "or toxic answers). The result is a new adapter, listed with the project's runs, where you can "
+         "compare, evaluate and export it.")
+A_FOLDER = "(a folder)"
+
+
+def _combine(store, project_id: int, config: RunConfig, expert: Path, anti: Path | None, out: Path, op: str,
+             alpha: float, _ctx: JobContext) -> str:
+    # The adapter arithmetic loads torch: imported on the worker.
+    from unlearn_studio.core.results.combined_run import combine_as_run
+
+    return combine_as_run(store, project_id, config, expert, anti, out, op=op, alpha=alpha)
 
 
 class ExtSubDialog(QDialog):
-    combined = Signal(object)  # the Path of the new adapter folder
+    combined = Signal(str)  # the id of the run that records the new adapter
 
-    def __init__(self, jobs: JobRunner, parent: QWidget | None = None):
+    def __init__(self, jobs: Jobs, store, project_id: int, config: RunConfig, *, adapters: dict[str, Path] | None = None,
+                 suggested_output: Path | None = None, parent: QWidget | None = None):
+        """``adapters``: the project's runs that have an adapter, by label, offered as choices."""
         super().__init__(parent)
-        self.jobs = jobs
+        self.jobs, self.store, self.project_id, self.config = jobs, store, project_id, config
+        self.adapters = adapters or {}
+        self.run_id = ""
         self.result_dir: Path | None = None
         self._busy = False
         self.setWindowTitle("Combine adapters (Ext-Sub)")
-        self.setMinimumWidth(640)
+        self.setMinimumWidth(620)
 
         intro = QLabel(INTRO)
         intro.setWordWrap(True)
         self.expert = self._folder_edit("expertEdit", "the expert adapter folder (holds adapter_config.json)")
         self.anti_expert = self._folder_edit("antiExpertEdit", "the anti-expert adapter folder")
         self.output = self._folder_edit("outputEdit", "a new folder for the combined adapter")
+        if suggested_output is not None:
+            self.output.setText(str(suggested_output))
         self.operation = QComboBox()
         self.operation.setObjectName("operationPicker")
         for name in OPERATIONS:
@@ -78,9 +95,8 @@ class ExtSubDialog(QDialog):
                               "1 in the paper")
 
         form = QFormLayout()
-        form.addRow("Expert adapter:", self._with_chooser(self.expert, "Choose the expert adapter folder"))
-        form.addRow("Anti-expert adapter:", self._with_chooser(self.anti_expert,
-                                                               "Choose the anti-expert adapter folder"))
+        form.addRow("Expert adapter:", self._with_choices(self.expert, "Choose the expert adapter folder"))
+        form.addRow("Anti-expert adapter:", self._with_choices(self.anti_expert, "Choose the anti-expert adapter folder"))
         operation_cell = QWidget()
         operation_layout = QVBoxLayout(operation_cell)
         operation_layout.setContentsMargins(0, 0, 0, 0)
@@ -89,7 +105,7 @@ class ExtSubDialog(QDialog):
         operation_layout.addWidget(self.operation_help)
         form.addRow("Operation:", operation_cell)
         form.addRow("Alpha (λ):", self.alpha)
-        form.addRow("Output folder:", self._with_chooser(self.output, "Choose the output folder"))
+        form.addRow("Output folder:", self._with_choices(self.output, "Choose the output folder", runs=False))
 
         self.status = StatusLine("extsubStatus")
         self.status.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
@@ -115,13 +131,22 @@ class ExtSubDialog(QDialog):
         edit.textChanged.connect(edit.setToolTip)  # a long path shows whole on hover
         return edit
 
-    def _with_chooser(self, edit: QLineEdit, title: str) -> QWidget:
-        button = QPushButton("Choose…")
-        button.clicked.connect(lambda: self._choose(edit, title))
+    def _with_choices(self, edit: QLineEdit, title: str, runs: bool = True) -> QWidget:
+        """The folder field, a list of the project's runs with an adapter, and a folder chooser."""
         row = QWidget()
         layout = QHBoxLayout(row)
         layout.setContentsMargins(0, 0, 0, 0)
+        if runs and self.adapters:
+            picker = QComboBox()
+            picker.setObjectName(f"{edit.objectName()}Runs")
+            picker.addItem(A_FOLDER)
+            picker.addItems(list(self.adapters))
+            picker.setToolTip("Use the adapter of one of this project's runs")
+            picker.textActivated.connect(lambda label: label in self.adapters and edit.setText(str(self.adapters[label])))
+            layout.addWidget(picker)
         layout.addWidget(edit, 1)
+        button = QPushButton("Choose…")
+        button.clicked.connect(lambda: self._choose(edit, title))
         layout.addWidget(button)
         return row
 
@@ -135,12 +160,13 @@ class ExtSubDialog(QDialog):
         self.operation_help.setText(OPERATIONS[op])
         uses_anti = op != "negation"
         self.anti_expert.setEnabled(uses_anti)
-        self.anti_expert.setPlaceholderText("the anti-expert adapter folder" if uses_anti
-                                            else "not used by negation")
+        self.anti_expert.setPlaceholderText("the anti-expert adapter folder" if uses_anti else "not used by negation")
 
     # ---- combining -------------------------------------------------------------------------------
 
     def start_combine(self) -> None:
+        from unlearn_studio.core.results.combined_run import check_pair  # its module loads torch (loaded by now)
+
         if self._busy:
             return
         op = self.operation.currentData()
@@ -150,41 +176,44 @@ class ExtSubDialog(QDialog):
         missing = [what for what, value in (("expert adapter folder", expert),
                                             ("anti-expert adapter folder", anti if op != "negation" else "-"),
                                             ("output folder", out)) if not value]
-        if missing:
-            self.status.refuse(UserError(f"No {missing[0]} is given", f"Choose the {missing[0]}."))
+        try:
+            if missing:
+                raise UserError(f"No {missing[0]} is given", f"Choose the {missing[0]}.")
+            check_pair(expert, anti or None)
+        except UserError as error:
+            self.status.refuse(error)
             return
-        # Imported here: the adapter arithmetic (and torch) loads only when it is used.
-        from unlearn_studio.core.model.adapters import combine_adapters
-
         alpha = self.alpha.value()
         self._set_busy(True)
         self.status.say(f"Combining ({op}, α = {alpha:g})…")
-        self.jobs.start(lambda: combine_adapters(Path(expert).expanduser(),
-                                                 Path(anti).expanduser() if anti else None,
-                                                 Path(out).expanduser(), op=op, alpha=alpha),
-                        self._combined, self._failed)
+        store, project_id, config = self.store, self.project_id, self.config
+        expert_dir, anti_dir, out_dir = Path(expert).expanduser(), Path(anti).expanduser() if anti else None, \
+            Path(out).expanduser()
+        self.jobs.start(lambda ctx: _combine(store, project_id, config, expert_dir, anti_dir, out_dir, op, alpha, ctx),
+                        self._combined, self._failed, name=f"Combining two adapters ({op})")
 
-    def _combined(self, folder: Path) -> None:
+    def _combined(self, run_id: str) -> None:
+        from unlearn_studio.core.results.run_info import run_info
+
         self._set_busy(False)
-        self.result_dir = Path(folder)
-        self.status.say(f"Wrote the combined adapter to {folder}. Load it like any adapter: "
-                  f"PeftModel.from_pretrained(base_model, \"{folder}\").")
-        self.combined.emit(self.result_dir)
+        self.run_id = run_id
+        self.result_dir = run_info(self.store, run_id).adapter_dir
+        self.status.say(f"Wrote the combined adapter to {self.result_dir}. It is listed with the project's runs "
+                        f"(run {run_id[:8]}), where Compare, Evaluate and Export work on it.")
+        self.combined.emit(run_id)
 
     def _failed(self, error: Exception, trace: str) -> None:
+        """The error dialog and the log have it (the job's default); the status line says it here."""
         self._set_busy(False)
         if isinstance(error, UserError):
             self.status.say(f"{error.problem}. {error.fix}", problem=True)
         else:
             self.status.say(f"The combination failed: {error}", problem=True)
-        show_error(self, error, trace)
-
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
         self.combine_button.setEnabled(not busy)
         self.close_button.setEnabled(not busy)
-
 
     def reject(self) -> None:
         if self._busy:

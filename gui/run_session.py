@@ -1,6 +1,7 @@
-"""One run started from the app: the engine in a background job, its events as Qt signals.
+"""One run started from the app: the engine on a thread of its own, its events as Qt signals.
 
-The session owns the run's ``RunControl`` (pause, resume, stop and save, cancel: all cooperative,
+The run is started by core's ``start_run`` (the same function the command line calls). The
+session owns the run's ``RunControl`` (pause, resume, stop and save, cancel: all cooperative,
 checked by the engine between steps) and learns the run id from the first event. Every engine
 event reaches ``event`` on the GUI thread, already batched (≤ 20 Hz) by the engine.
 """
@@ -14,16 +15,16 @@ from PySide6.QtCore import QObject, Signal
 from unlearn_studio.core.control import RunControl
 from unlearn_studio.core.events import Event, FailedEvent, FinishedEvent, StepEvent
 from unlearn_studio.core.project.config import RunConfig
+from unlearn_studio.gui import collector_pause
+from unlearn_studio.gui.jobs import JobContext, Jobs
 
-from . import collector_pause
-from .worker import JobRunner
 
-
-def _execute(config: RunConfig, store, project_id: int | None, control: RunControl, resume, report):
-    # torch and transformers load on the worker thread, so the window never waits for them.
+def _start_run(config: RunConfig, store, project_id: int | None, resume, ctx: JobContext):
+    # start_run pulls in torch and transformers: imported on the run's thread, never at start-up.
     from unlearn_studio.core.run.start import start_run
 
-    return start_run(config, store=store, project_id=project_id, listener=report, control=control, resume=resume)
+    return start_run(config, store=store, project_id=project_id, listener=ctx.report, control=ctx.control,
+                     resume=resume)
 
 
 class RunSession(QObject):
@@ -31,15 +32,18 @@ class RunSession(QObject):
     ended = Signal(object)  # the RunResult (finished, stopped, cancelled or failed)
     crashed = Signal(object, str)  # an exception before the run started (bad input), and its traceback
 
-    def __init__(self, jobs: JobRunner, store, config: RunConfig, *, project_id: int | None = None,
-                 resume: str | Path | None = None, parent: QObject | None = None):
+    def __init__(self, jobs: Jobs, store, config: RunConfig, *, project_id: int | None = None,
+                 resume: str | Path | None = None, label: str = "", queued=None, parent: QObject | None = None):
         super().__init__(parent)
         self.jobs = jobs
         self.store = store
         self.config = config
         self.project_id = project_id
         self.resume_from = resume
+        self.label = label or f"{config.method.name} run of {config.name}"
+        self.queued = queued  # the QueuedRun it was started from (a sweep point's, say)
         self.control = RunControl()
+        self.job = None
         self.run_id = ""
         self.status = "starting"
         self.result = None
@@ -47,11 +51,13 @@ class RunSession(QObject):
         self._holds_collector = False
 
     def start(self) -> None:
-        config, store, project_id, control, resume = (self.config, self.store, self.project_id, self.control,
-                                                      self.resume_from)
+        config, store, project_id, resume = self.config, self.store, self.project_id, self.resume_from
         self.running = True
-        self.jobs.start_streaming(lambda report: _execute(config, store, project_id, control, resume, report),
-                                  self._on_event, self._on_finished, self._on_failed)
+        # The run trains on a thread of its own: the pool stays free for previews and comparisons.
+        self.job = self.jobs.start(lambda ctx: _start_run(config, store, project_id, resume, ctx),
+                                   self._on_finished, self._on_failed, on_item=self._on_event,
+                                   name=("Resuming " if resume else "Training: ") + self.label,
+                                   dedicated=True, control=self.control)
 
     # ---- requests (cooperative: the engine acts on them between steps) ---------------------------
 
@@ -71,19 +77,21 @@ class RunSession(QObject):
     def paused(self) -> bool:
         return self.control.paused
 
-    # ---- from the worker (on the GUI thread) -----------------------------------------------------
+    # ---- from the run's thread (on the GUI thread) -----------------------------------------------
 
     def _on_event(self, event: Event) -> None:
         if not self.run_id and event.run_id:
             self.run_id = event.run_id
         status = getattr(event, "status", None)
-        if status is not None and isinstance(status, str):
+        if isinstance(status, str):
             self.status = status
         if isinstance(event, (FinishedEvent, FailedEvent)):
             self.status = event.status
         if isinstance(event, StepEvent) and not self._holds_collector:
             self._holds_collector = True  # training has begun: the model is loaded
             collector_pause.hold()
+        if self.job is not None and isinstance(event, StepEvent):
+            self.job.context.progress(event.step, event.total_steps, f"step {event.step}", event.eta_s)
         self.event.emit(event)
 
     def _release_collector(self) -> None:
@@ -100,6 +108,8 @@ class RunSession(QObject):
         self.ended.emit(result)
 
     def _on_failed(self, error: Exception, trace: str) -> None:
+        """The run did not start (bad input is a UserError): the dialog and the app's log have it
+        (the job's default); ``crashed`` puts it in the run's log too."""
         self._release_collector()
         self.running = False
         self.status = "failed"

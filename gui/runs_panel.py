@@ -1,38 +1,78 @@
 """The runs of the open project and the selected run's details: live monitor (or its recorded
-curves), its evaluation, and the comparison panel."""
+curves; two selected runs overlaid), its evaluation, and the comparison panel; the runs waiting
+in the queue."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
-from .evaluation_view import EvaluationView
-from .monitor import RunMonitor
-from .runs_table import RunsTable
-from .worker import JobRunner
+from unlearn_studio.core.results.run_info import RunInfo, run_curves, run_info
+from unlearn_studio.gui.evaluation_view import EvaluationView
+from unlearn_studio.gui.jobs import Jobs, JobSlot
+from unlearn_studio.gui.monitor import RunMonitor
+from unlearn_studio.gui.run_queue import RunQueue
+from unlearn_studio.gui.runs_table import RunsTable, run_label
 
 
 class RunsPanel(QWidget):
-    selection_changed = Signal()
+    selection_changed = Signal()  # the selection changed, or what is known about it (``info``)
+    history_shown = Signal()  # the selected run's recorded curves (or two runs' overlay) are shown
 
-    def __init__(self, jobs: JobRunner, parent: QWidget | None = None):
+    def __init__(self, jobs: Jobs, queue: RunQueue, parent: QWidget | None = None):
         super().__init__(parent)
         self.jobs = jobs
+        self.queue = queue
         self.store = None
         self.project_id: int | None = None
         self.live = None  # the RunSession of the run in progress, if any
-        self.compare = None  # ComparePanel, created when first needed
+        self.compare = None  # ComparePanel, once the ML libraries are loaded
+        self.info: RunInfo | None = None  # what core says about the one selected run
+        self._history = JobSlot(jobs, parent=self)
 
         self.table = RunsTable()
         self.table.selection_changed.connect(self._selection_changed)
         self.empty = QLabel("No runs yet. Start one with Run ▸ New run… (Ctrl+N).")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setStyleSheet("color: #666")
+        self.queue_list = QListWidget()
+        self.queue_list.setObjectName("queueList")
+        self.queue_list.setMaximumHeight(72)
+        self.queue_title = QLabel()
+        remove = QPushButton("Remove")
+        remove.setObjectName("removeQueuedButton")
+        remove.clicked.connect(self._remove_queued)
+        up = QPushButton("Move up")
+        up.clicked.connect(lambda: self.queue.move_up(self.queue_list.currentRow()))
+        clear = QPushButton("Clear")
+        clear.clicked.connect(self.queue.clear)
+        self.queue_box = QWidget()
+        queue_layout = QVBoxLayout(self.queue_box)
+        queue_layout.setContentsMargins(0, 0, 0, 0)
+        queue_row = QHBoxLayout()
+        queue_row.addWidget(self.queue_title, 1)
+        for button in (up, remove, clear):
+            queue_row.addWidget(button)
+        queue_layout.addLayout(queue_row)
+        queue_layout.addWidget(self.queue_list)
+        self.queue_box.hide()
+        queue.changed.connect(self._show_queue)
+
         table_panel = QWidget()
         table_layout = QVBoxLayout(table_panel)
         table_layout.setContentsMargins(0, 0, 0, 0)
         table_layout.addWidget(self.table, 1)
         table_layout.addWidget(self.empty)
+        table_layout.addWidget(self.queue_box)
 
         self.monitor = RunMonitor()
         self.evaluation = EvaluationView(jobs)
@@ -45,13 +85,26 @@ class RunsPanel(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(table_panel)
         split.addWidget(self.details)
-        split.setSizes([170, 520])
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 4)
+        split.setSizes([130, 560])
         split.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
 
     # ---- contents ----------------------------------------------------------------------------------
+
+    def enable_compare(self) -> None:
+        """The ML libraries have loaded: the comparison panel (which needs them) can be made."""
+        if self.compare is not None:
+            return
+        from unlearn_studio.gui.compare_panel import ComparePanel  # imports torch: only once it has loaded
+
+        self.compare = ComparePanel(self.jobs)
+        self.details.addTab(self.compare, "Compare")
+        if self.store is not None and self.selected_runs():
+            self._point_compare(self.selected_runs())
 
     def show_project(self, store, project_id: int | None) -> None:
         self.store, self.project_id = store, project_id
@@ -89,38 +142,90 @@ class RunsPanel(QWidget):
         if reload and before == [run_id]:
             self._selection_changed()
 
+    def _is_live(self, run_id: str) -> bool:
+        return self.live is not None and self.live.running and self.live.run_id == run_id
+
     def _selection_changed(self) -> None:
         runs = self.selected_runs()
+        self.info = None
+        self._history.cancel()
         if len(runs) == 1:
             run = runs[0]
-            if self.live is not None and self.live.run_id == run["id"] and self.live.running:
+            if self._is_live(run["id"]):
                 if self.monitor.session is not self.live:
-                    self.monitor.show_history(self.store, run)  # what was recorded while another run was shown
+                    # What was recorded while another run was shown, then the live events.
+                    self.monitor.show_history(RunInfo(run, self.live.config), run_curves(self.store, run["id"]))
                     self.monitor.attach(self.live, keep=True)
             elif self.monitor.followed != run["id"]:  # a run just followed live keeps its log on screen
-                self.monitor.show_history(self.store, run)
+                self._load_history(run["id"])
+            else:
+                self._load_info(run["id"])
             self.evaluation.set_run(self.store, run["id"])
-            self._compare(run["id"])
-        elif len(runs) == 2:
-            self._compare(runs[0]["id"], runs[1]["id"])
+        elif len(runs) == 2 and not any(self._is_live(run["id"]) for run in runs):
+            self._load_overlay(runs)
         elif not runs and not (self.live is not None and self.live.running):
             self.monitor.detach()
             self.monitor.clear()
             self.monitor.status.setText("No run selected")
+        self._point_compare(runs)
         self.selection_changed.emit()
 
-    def _compare(self, run_a: str, run_b: str | None = None) -> None:
-        """Point the comparison panel (another module, loaded when present) at the selected run(s)."""
+    def _load_history(self, run_id: str) -> None:
+        store = self.store
+        self._history.start(lambda ctx: (run_info(store, run_id), run_curves(store, run_id)), self._history_loaded,
+                            name=f"Reading the curves of run {run_id[:8]}")
+
+    def _history_loaded(self, loaded) -> None:
+        info, curves = loaded
+        self.monitor.show_history(info, curves)
+        self._info_loaded(info)
+        self.history_shown.emit()
+
+    def _load_info(self, run_id: str) -> None:
+        store = self.store
+        self._history.start(lambda ctx: run_info(store, run_id), self._info_loaded,
+                            name=f"Reading run {run_id[:8]}")
+
+    def _info_loaded(self, info: RunInfo) -> None:
+        self.info = info
+        self.selection_changed.emit()
+
+    def _load_overlay(self, runs: list[dict]) -> None:
+        store = self.store
+
+        def read(ctx):
+            return [(run_label(run), run_curves(store, run["id"]), run_info(store, run["id"]).total_steps)
+                    for run in runs]
+
+        self._history.start(read, self._overlay_loaded, name="Reading the curves of two runs")
+
+    def _overlay_loaded(self, loaded) -> None:
+        self.monitor.show_overlay(*loaded)
+        self.history_shown.emit()
+
+    def _point_compare(self, runs: list[dict]) -> None:
+        """Point the comparison panel at the selected run(s), or say why it cannot compare them."""
         if self.compare is None:
-            try:
-                from .compare_panel import ComparePanel
-            except ImportError:
-                return
-            self.compare = ComparePanel(self.jobs)
-            self.details.addTab(self.compare, "Compare")
-        run = self.store.run(run_a)
-        if run_b is not None:
-            self.compare.set_runs(self.store, run_a, run_b)
-            self.details.setCurrentWidget(self.compare)
-        elif run["status"] in ("finished", "stopped"):
-            self.compare.set_run(self.store, run_a)
+            return
+        if len(runs) == 2:
+            self.compare.set_runs(self.store, runs[0]["id"], runs[1]["id"])
+        elif len(runs) == 1:
+            self.compare.set_run(self.store, runs[0]["id"])
+        else:
+            self.compare.clear("Select a finished run to compare it with the original model, or two runs "
+                               "to compare them with each other.")
+
+    # ---- the queue -------------------------------------------------------------------------------
+
+    def _show_queue(self) -> None:
+        self.queue_list.clear()
+        for item in self.queue.items:
+            self.queue_list.addItem(item.label)
+        n = len(self.queue)
+        self.queue_title.setText(f"Waiting to run ({n}), in this order: each starts when the one before ends.")
+        self.queue_box.setVisible(bool(n))
+
+    def _remove_queued(self) -> None:
+        row = self.queue_list.currentRow()
+        if 0 <= row < len(self.queue):
+            self.queue.remove(row)

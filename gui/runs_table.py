@@ -1,23 +1,26 @@
-"""The runs of a project: status, method, key metrics after unlearning, start and duration; sortable."""
+"""The runs of a project: status, method, key metrics after unlearning, start and duration (ticking
+while a run trains); sortable."""
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
+from unlearn_studio.gui.numbers import DASH, duration_text, number, share
+from unlearn_studio.gui.words import is_share, metric_tooltip
+
 RUN_ID_ROLE = Qt.ItemDataRole.UserRole
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-# (column title, aggregate key after unlearning, tooltip)
-KEY_METRICS = (
-    ("Forget acc.", "forget/value_acc", "forget set: share of answers that still give the value (lower is better)"),
-    ("Retain acc.", "retain/value_acc", "retain set: share of answers that give the value (should hold)"),
-    ("Utility", "model_utility", "model utility after unlearning (should hold)"),
-)
-COLUMNS = ("Status", "Method", *(title for title, _, _ in KEY_METRICS), "Started", "Duration")
+STARTED_ROLE = Qt.ItemDataRole.UserRole + 2  # a live run's start time, for its ticking duration
+# (column title, aggregate key after unlearning)
+KEY_METRICS = (("Forget acc.", "forget/value_acc"), ("Retain acc.", "retain/value_acc"), ("Utility", "model_utility"))
+COLUMNS = ("Status", "Method", *(title for title, _ in KEY_METRICS), "Started", "Duration")
+DURATION = COLUMNS.index("Duration")
+LIVE = ("running", "paused")
 STATUS_COLOURS = {
     "running": "#1f5fbf", "paused": "#8a6d00", "finished": "#1b7f3b", "stopped": "#1b7f3b",
     "failed": "#b3261e", "cancelled": "#6b6b6b", "interrupted": "#b3261e", "queued": "#6b6b6b",
@@ -33,15 +36,9 @@ def _time(text: str | None) -> datetime | None:
         return None
 
 
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+def run_label(row: dict) -> str:
+    """'run 1a2b3c4d grad_diff': how a run is named in lists and titles."""
+    return f"run {row['id'][:8]} {row['method'] or ''}".rstrip()
 
 
 class RunsTable(QTableView):
@@ -52,8 +49,8 @@ class RunsTable(QTableView):
         self.setObjectName("runsTable")
         self.model_ = QStandardItemModel(0, len(COLUMNS), self)
         self.model_.setHorizontalHeaderLabels(COLUMNS)
-        for column, (_, _, tip) in enumerate(KEY_METRICS, start=2):
-            self.model_.horizontalHeaderItem(column).setToolTip(tip)
+        for column, (title, key) in enumerate(KEY_METRICS, start=2):
+            self.model_.horizontalHeaderItem(column).setToolTip(metric_tooltip(key) + "\n(after unlearning)")
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model_)
         self.proxy.setSortRole(SORT_ROLE)
@@ -72,6 +69,9 @@ class RunsTable(QTableView):
         self._quiet = False  # rebuilding: the selection is restored, not changed
         self._last_selection: list[str] = []
         self.selectionModel().selectionChanged.connect(self._selection_moved)
+        self._clock = QTimer(self)  # a live run's duration counts up while it trains
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._tick)
 
     def _selection_moved(self, *_) -> None:
         if self._quiet:
@@ -87,33 +87,46 @@ class RunsTable(QTableView):
         self._quiet = True
         self.setSortingEnabled(False)
         self.model_.removeRows(0, self.model_.rowCount())
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for run in runs:
             after = [e for e in store.evaluations(run["id"]) if e["phase"] == "after"]
             aggregates = after[-1]["aggregates"] if after else {}
             started, ended = _time(run["started"] or run["created"]), _time(run["ended"])
             seconds = None
             if started is not None:
-                end = ended or (now if run["status"] in ("running", "paused") else None)
+                end = ended or (now if run["status"] in LIVE else None)
                 seconds = (end - started).total_seconds() if end is not None else None
             cells = [self._cell(run["status"], run["status"]), self._cell(run["method"] or "", run["method"] or "")]
             cells[0].setForeground(QBrush(QColor(STATUS_COLOURS.get(run["status"], "#333"))))
             cells[0].setToolTip(run.get("error") or run["status"])
             cells[1].setToolTip(f"{run['name']}\nrun {run['id']}\n{run.get('output_dir') or ''}")
-            for _, key, _ in KEY_METRICS:
+            for _, key in KEY_METRICS:
                 value = aggregates.get(key)
-                shown = "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
-                cells.append(self._cell(shown, -math.inf if shown == "–" else float(value), right=True))
+                shown = share(value) if is_share(key) else number(value)
+                cells.append(self._cell(shown, -math.inf if shown == DASH else float(value), right=True))
             cells.append(self._cell(started.astimezone().strftime("%Y-%m-%d %H:%M") if started else "–",
                                     started.timestamp() if started else 0.0))
             cells.append(self._cell(duration_text(seconds), seconds if seconds is not None else -1.0, right=True))
+            if started is not None and not ended and run["status"] in LIVE:
+                cells[DURATION].setData(started.timestamp(), STARTED_ROLE)
             for cell in cells:
                 cell.setData(run["id"], RUN_ID_ROLE)
             self.model_.appendRow(cells)
+        live = any(self.model_.item(r, DURATION).data(STARTED_ROLE) is not None for r in range(self.model_.rowCount()))
+        self._clock.start() if live else self._clock.stop()
         self.setSortingEnabled(True)
         self.select_runs(selected)
         self._quiet = False
         self._selection_moved()
+
+    def _tick(self) -> None:
+        now = datetime.now(UTC).timestamp()
+        for row in range(self.model_.rowCount()):
+            cell = self.model_.item(row, DURATION)
+            started = cell.data(STARTED_ROLE)
+            if started is not None:
+                cell.setText(duration_text(now - started))
+                cell.setData(now - started, SORT_ROLE)
 
     @staticmethod
     def _cell(text: str, sort_value, right: bool = False) -> QStandardItem:

@@ -6,8 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QWidget
 
 from unlearn_studio.core.errors import UserError
-
-from .error_dialog import show_error
+from unlearn_studio.gui.error_dialog import show_error
 
 
 class StatusLine(QLabel):

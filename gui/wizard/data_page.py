@@ -9,7 +9,6 @@ import copy
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -18,8 +17,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QPlainTextEdit,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -31,8 +28,9 @@ from unlearn_studio.core.data.formats import FORMATS
 from unlearn_studio.core.data.roles import ROLES
 from unlearn_studio.core.data.templates import TEMPLATES
 from unlearn_studio.core.project.config import DataSource
-
-from .background import LatestJob
+from unlearn_studio.gui.jobs import LOG, JobSlot
+from unlearn_studio.gui.preview_table import PreviewTable
+from unlearn_studio.gui.wizard.fields import DEBOUNCE_MS
 
 EVALUATION_ROLES = ("holdout", "general")  # offered with every method: the evaluation uses them
 AUTO = "(detected)"
@@ -40,9 +38,11 @@ DATA_FILES = "Data files (*.jsonl *.json *.csv *.tsv *.parquet *.txt);;All files
 
 
 def _preview(config, role):
+    # The preview tokenizes with the model's tokenizer (transformers): on a worker, when asked.
     from unlearn_studio.core.project.preview import preview_role
+    from unlearn_studio.core.project.template_check import check_role
 
-    return preview_role(config, role)
+    return preview_role(config, role), check_role(config, role)
 
 
 class RoleEditor(QWidget):
@@ -81,11 +81,13 @@ class RoleEditor(QWidget):
         self.status.setObjectName(f"status_{role}")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.advice = None  # core's advice on the template, when it misfits
+        self.fix = QPushButton()
+        self.fix.setObjectName(f"templateFix_{role}")
+        self.fix.hide()
+        self.fix.clicked.connect(lambda: self.advice is not None and self.template.setCurrentText(self.advice.template))
 
-        self.table = QTableWidget(0, 0)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setWordWrap(False)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = PreviewTable(f"preview_{role}")
         self.batch = QPlainTextEdit()
         self.batch.setReadOnly(True)
         self.batch.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
@@ -119,10 +121,13 @@ class RoleEditor(QWidget):
         layout.addWidget(about)
         layout.addLayout(file_row)
         layout.addLayout(read_row)
-        layout.addWidget(self.status)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.status, 1)
+        status_row.addWidget(self.fix, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(status_row)
         layout.addWidget(self.details, 1)
 
-        self.job = LatestJob(page.owner.jobs, self._show, self._show_failure, self)
+        self.job = JobSlot(page.owner.jobs, debounce_ms=DEBOUNCE_MS, parent=self)  # the newest settings' preview wins
         self.path.textChanged.connect(self._changed)
         self.format.currentTextChanged.connect(self._changed)
         self.template.currentTextChanged.connect(self._changed)
@@ -171,7 +176,8 @@ class RoleEditor(QWidget):
         if self._loading:
             return
         self.page.store_role(self.role, self.source())
-        self.preview = None
+        self.preview, self.advice = None, None
+        self.fix.hide()
         source = self.source()
         if source is None:
             self.status.setText("Not used." if not self.required else "Choose the file for this role.")
@@ -183,13 +189,16 @@ class RoleEditor(QWidget):
         self.status.setText("Reading…")
         self.status.setStyleSheet("")
         config = copy.deepcopy(self.page.owner.draft)
-        self.job.request(lambda: _preview(config, self.role), now=now)
+        self.job.start(lambda ctx: _preview(config, self.role), self._show, self._show_failure, now=now,
+                       name=f"Reading the {self.role} data", errors=LOG)
         self.checked.emit(self.role)
 
     # ---- showing -----------------------------------------------------------------------------------
 
-    def _show(self, preview) -> None:
-        self.preview = preview
+    def _show(self, found) -> None:
+        preview, advice = found
+        self.preview, self.advice = preview, advice
+        self.fix.setVisible(advice is not None)
         if preview.error is not None:
             self.status.setText(f"✗ {preview.error}")
             self.status.setStyleSheet("color: #b3261e")
@@ -201,11 +210,17 @@ class RoleEditor(QWidget):
                 text = f"✗ {preview.bad_rows} bad row(s): a run refuses the file until they are fixed. " + text
             else:
                 text = "✓ " + text
-            notes = preview.warnings + ([preview.batch_note] if preview.batch_note else [])
+            # A template that misfits is said once, in the app's words, with its fix beside it.
+            notes = preview.warnings + ([preview.batch_note] if preview.batch_note and advice is None else [])
             if notes:
                 text += "\nNote: " + "\nNote: ".join(notes)
+            colour = "#1b7f3b"
+            if advice is not None:
+                text = text.replace("✓ ", "⚠ ", 1) + f"\n⚠ {advice.title}. {advice.detail}"
+                self.fix.setText(f"Use the {advice.template} template")
+                colour = "#8a6d00"
             self.status.setText(text)
-            self.status.setStyleSheet("color: #b3261e" if preview.bad_rows else "color: #1b7f3b")
+            self.status.setStyleSheet("color: #b3261e" if preview.bad_rows else f"color: {colour}")
             self._offer_columns(preview.columns_present)
         self._fill(preview)
         self.checked.emit(self.role)
@@ -215,8 +230,9 @@ class RoleEditor(QWidget):
         from unlearn_studio.core.project.preview import RolePreview
 
         source = self.source()
-        self._show(RolePreview(self.role, source.path if source else "",
-                               error=error if isinstance(error, UserError) else UserError(str(error), trace[-400:])))
+        self._show((RolePreview(self.role, source.path if source else "",
+                                error=error if isinstance(error, UserError) else UserError(str(error), trace[-400:])),
+                    None))
 
     def _offer_columns(self, present: list[str]) -> None:
         for combo in self.columns.values():
@@ -228,20 +244,7 @@ class RoleEditor(QWidget):
             combo.blockSignals(False)
 
     def _fill(self, preview) -> None:
-        rows = preview.preview if preview is not None else []
-        columns = list(dict.fromkeys(k for row in rows for k in row))
-        self.table.clear()
-        self.table.setColumnCount(len(columns))
-        self.table.setRowCount(len(rows))
-        self.table.setHorizontalHeaderLabels(columns)
-        for r, row in enumerate(rows):
-            for c, column in enumerate(columns):
-                item = QTableWidgetItem(row.get(column, ""))
-                item.setToolTip(row.get(column, ""))
-                self.table.setItem(r, c, item)
-        self.table.resizeColumnsToContents()
-        for c in range(len(columns)):
-            self.table.setColumnWidth(c, min(self.table.columnWidth(c), 360))
+        self.table.show_rows(preview.preview if preview is not None else [])
         batch = preview.batch if preview is not None else []
         self.batch.setPlainText("\n\n".join(
             f"[{e.origin}] {e.n_tokens} tokens, {e.n_trained} trained («…» = the tokens the loss covers)\n{e.text}"
@@ -321,3 +324,11 @@ class DataPage(QWizardPage):
 
     def isComplete(self) -> bool:
         return bool(self.editors) and all(editor.valid for editor in self.editors.values())
+
+    def set_template(self, role: str, template: str) -> None:
+        """Write ``role``'s rows with ``template`` (the review page's one-click fix)."""
+        editor = self.editors.get(role)
+        if editor is not None:
+            editor.template.setCurrentText(template)  # its change stores the role in the draft
+        elif role in self.owner.draft.data:
+            self.owner.draft.data[role].template = template

@@ -15,7 +15,10 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QWidget
 
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.project.config import RunConfig
+from unlearn_studio.gui.numbers import setting as setting_text
+from unlearn_studio.gui.words import hyperparameter_label, hyperparameter_tooltip
 
+DEBOUNCE_MS = 250  # a preview or check starts after this pause in typing
 NUMBER_STYLE_BAD = "QLineEdit { border: 1px solid #b3261e; background: #fdf1f0; }"
 
 
@@ -75,16 +78,6 @@ SETTINGS = (
 )
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    if isinstance(value, float):
-        return f"{value:g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.0e}"
-    return str(value)
-
-
 def parse(text: str, kind: type) -> Any:
     text = text.strip()
     if kind is int:
@@ -121,7 +114,7 @@ class Field(QObject):
             self.widget.currentTextChanged.connect(self._edited)
             self._choices = {str(c): c for c in choices}
         else:
-            self.widget = QLineEdit(_text(value))
+            self.widget = QLineEdit(setting_text(value))
             self.widget.textChanged.connect(self._edited)
         self.widget.setToolTip(help_text)
         self.label = QLabel(f"{label}:")
@@ -134,7 +127,7 @@ class Field(QObject):
         elif isinstance(self.widget, QComboBox):
             self.widget.setCurrentText(str(value))
         else:
-            self.widget.setText(_text(value))
+            self.widget.setText(setting_text(value))
         self.widget.blockSignals(False)
         self._show_problem("")
 
@@ -171,12 +164,10 @@ class Field(QObject):
             self.widget.setStyleSheet(NUMBER_STYLE_BAD if text else "")
 
 
-def hyperparameter_field(h, value: Any, method_title: str) -> Field:
-    help_text = f"{h.help}\nDefault {h.default!r}: {h.source}"
-    if h.minimum is not None or h.maximum is not None:
-        help_text += f"\nRange: {h.minimum if h.minimum is not None else '…'} to {h.maximum if h.maximum is not None else '…'}"
-    return Field(h.name, h.type, help_text, value, choices=h.choices,
-                 check=lambda v: h.check(v, method_title))
+def hyperparameter_field(h, value: Any, method) -> Field:
+    """The field of hyperparameter ``h`` of the method class ``method``, under its plain label."""
+    return Field(hyperparameter_label(method.name, h.name), h.type, hyperparameter_tooltip(method.name, h), value,
+                 choices=h.choices, check=lambda v: h.check(v, method.title))
 
 
 def setting_field(setting: Setting, config: RunConfig) -> Field:
@@ -190,5 +181,6 @@ def setting_field(setting: Setting, config: RunConfig) -> Field:
             raise ValueError(f"{setting.label} needs at least one entry")
         return value
 
-    return Field(setting.label, setting.type, setting.help, setting.get(config), choices=setting.choices,
+    tooltip = f"{setting.label}: {setting.help}.\nIn the project file: {setting.path}"
+    return Field(setting.label, setting.type, tooltip, setting.get(config), choices=setting.choices,
                  check=check, optional=setting.optional)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -26,10 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.methods.presets import PRESETS, apply_preset, matching_preset, shipped_data
+from unlearn_studio.gui.wizard.fields import SETTINGS, Field, hyperparameter_field, setting_field
 
-from .fields import SETTINGS, Field, hyperparameter_field, setting_field
-
-PRESET_NAMES = {"paper": "Paper defaults", "demo": "Demo settings", "conservative": "Conservative"}
+CUSTOM = "Custom"  # the preset combo's text when the settings are no preset's
 NAME_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -70,9 +71,12 @@ class MethodPage(QWizardPage):
         self.about.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.preset = QComboBox()
         self.preset.setObjectName("presetCombo")
-        for key, text in PRESET_NAMES.items():
+        for key, text in PRESETS.items():
             self.preset.addItem(text, key)
-        self.preset.activated.connect(lambda _: self.apply_preset(self.preset.currentData()))
+        self.preset.addItem(CUSTOM, None)
+        self.preset.setToolTip("A whole recipe: the method's settings, LoRA, training, and the data it was made for. "
+                               "“Custom” means the settings are none of the presets'.")
+        self.preset.activated.connect(lambda _: self.preset.currentData() and self.apply_preset(self.preset.currentData()))
         self.preset_note = QLabel()
         self.preset_note.setWordWrap(True)
         self.preset_note.setStyleSheet("color: #555")
@@ -179,18 +183,26 @@ class MethodPage(QWizardPage):
                                                    if cls.roles.optional else "")
         self.about.setText(f"{cls.summary}\nPaper: {cls.paper}\nData roles: {roles}")
         if getattr(self, "_keep_settings", False) and self.owner.draft.method.name == cls.name:
-            self.preset_note.setText("The settings of the project or run this wizard started from.")
             self._build_form()
+            preset = matching_preset(self.owner.draft)
+            self.preset_note.setText("The settings of the project or run this wizard started from"
+                                     + (f": the {PRESETS[preset].lower()}." if preset else ", changed from every preset."))
         else:
             self.apply_preset("demo")
 
-    def apply_preset(self, preset: str) -> None:
-        from unlearn_studio.core.methods.presets import apply_preset
-
+    def apply_preset(self, preset: str, *, keep_data: bool | None = None) -> None:
+        """The preset's whole recipe; when the person chose data of their own, they are asked
+        whether the preset's data replaces it (``keep_data`` answers for them)."""
         if self.method_cls is None:
             return
+        draft = self.owner.draft
         try:
-            result = apply_preset(self.owner.draft, self.method_cls.name, preset)
+            result = apply_preset(draft, self.method_cls.name, preset)
+            if result.data_from is not None and result.config.data != draft.data and not shipped_data(draft):
+                if keep_data is None:
+                    keep_data = not self._use_preset_data(result.data_from.name)
+                if keep_data:
+                    result = apply_preset(draft, self.method_cls.name, preset, keep_data=True)
         except UserError as error:
             self.preset_note.setText(str(error))
             return
@@ -198,9 +210,24 @@ class MethodPage(QWizardPage):
         base = self.owner.base_config
         if result.config.method.name != base.method.name and result.config.description == base.description:
             result.config.description = f"{self.method_cls.title} set up in the app, starting from \"{base.name}\"."
-        self.preset.setCurrentIndex(list(PRESET_NAMES).index(preset))
         self.preset_note.setText(result.note)
         self._build_form()
+
+    def _use_preset_data(self, source: str) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Question, "Use the preset's data?",
+                          f"This preset was made for the data of {source}. Use that data (and its prompt "
+                          "templates) instead of the data you chose?", parent=self)
+        box.setObjectName("presetDataQuestion")
+        use = box.addButton("Use the preset's data", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Keep my data", QMessageBox.ButtonRole.RejectRole)
+        box.exec()
+        return box.clickedButton() is use
+
+    def _show_preset(self) -> None:
+        """The preset the settings are, or "Custom"."""
+        preset = matching_preset(self.owner.draft)
+        index = self.preset.findData(preset) if preset else self.preset.findText(CUSTOM)
+        self.preset.setCurrentIndex(index)
 
     # ---- the form ----------------------------------------------------------------------------------
 
@@ -217,7 +244,7 @@ class MethodPage(QWizardPage):
         advanced = self.advanced.isChecked()
         shown = [h for h in cls.hyperparameters if advanced or not h.advanced]
         for h in shown:
-            field = hyperparameter_field(h, draft.method.params.get(h.name, h.default), cls.title)
+            field = hyperparameter_field(h, draft.method.params.get(h.name, h.default), cls)
             self._add(self.params_form, f"param:{h.name}", field, h)
         hidden = len(cls.hyperparameters) - len(shown)
         if not cls.hyperparameters:
@@ -265,6 +292,7 @@ class MethodPage(QWizardPage):
             else:
                 spec.set(draft, value)
         self.refresh_equivalents()
+        self._show_preset()
         self.completeChanged.emit()
 
     def refresh_equivalents(self) -> None:

@@ -23,17 +23,11 @@ from PySide6.QtWidgets import (
 )
 
 from unlearn_studio.core.project.config import DEMO_MODEL
-
-from .background import LatestJob
+from unlearn_studio.gui.jobs import LOG, JobSlot
+from unlearn_studio.gui.numbers import count
+from unlearn_studio.gui.wizard.fields import DEBOUNCE_MS
 
 DEMO, FOLDER, HUB = 0, 1, 2
-
-
-def human_count(n: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f}{unit}"
-    return str(n)
 
 
 def _describe(config):
@@ -126,7 +120,7 @@ class ModelPage(QWizardPage):
         layout.addWidget(self.status)
         layout.addWidget(facts_box, 1)
 
-        self.job = LatestJob(wizard.jobs, self._show_facts, self._show_problem, self)
+        self.job = JobSlot(wizard.jobs, debounce_ms=DEBOUNCE_MS, parent=self)  # the newest choice's facts win
         self.source.idToggled.connect(lambda *_: self._changed())
         for widget in (self.folder, self.hub_id):
             widget.textChanged.connect(self._changed)
@@ -181,7 +175,8 @@ class ModelPage(QWizardPage):
         self.status.setText("Reading the model's configuration…")
         self.status.setStyleSheet("")
         config = copy.deepcopy(self.owner.draft)
-        self.job.request(lambda: _describe(config), now=now)
+        self.job.start(lambda ctx: _describe(config), self._show_facts, self._show_problem, now=now,
+                       name="Reading the model's configuration", errors=LOG)
 
     def _show_facts(self, result) -> None:
         facts, estimate = result
@@ -189,7 +184,7 @@ class ModelPage(QWizardPage):
         self.status.setText(f"Ready: {facts.architecture} on {facts.device} in {facts.dtype}.")
         self.status.setStyleSheet("color: #1b7f3b")
         self.labels["Architecture"].setText(f"{facts.architecture} ({facts.model_type})")
-        self.labels["Parameters"].setText(human_count(facts.n_params))
+        self.labels["Parameters"].setText(count(facts.n_params))
         self.labels["Layers"].setText(str(facts.n_layers))
         self.labels["Hidden size"].setText(str(facts.hidden_size))
         self.labels["Vocabulary"].setText(f"{facts.vocab_size:,} tokens")

@@ -18,19 +18,23 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QVBoxLayout,
+    QWidget,
     QWizard,
     QWizardPage,
 )
 
-from .background import LatestJob
+from unlearn_studio.gui.jobs import LOG, JobSlot
+from unlearn_studio.gui.projects_panel import distinct_name
 
 MARKS = {"ok": ("✓", "#1b7f3b"), "warning": ("⚠", "#8a6d00"), "error": ("✗", "#b3261e")}
 
 
 def _preflight(config):
+    # The checks read the model and the methods (torch): on a worker, when the page asks.
+    from unlearn_studio.core.project.template_check import check_templates
     from unlearn_studio.core.run.preflight import preflight
 
-    return preflight(config)
+    return preflight(config), check_templates(config)
 
 
 class ReviewPage(QWizardPage):
@@ -43,6 +47,7 @@ class ReviewPage(QWizardPage):
         self.setSubTitle("Check what will run. The project file is saved first, so the same run can be "
                          "repeated from the command line.")
         self.result = None
+        self.advice = []
 
         self.summary = QLabel()
         self.summary.setObjectName("reviewSummary")
@@ -55,6 +60,11 @@ class ReviewPage(QWizardPage):
         self.name = QLineEdit()
         self.name.setObjectName("projectName")
         self.name.textEdited.connect(self._name_edited)
+        self.name_note = QLabel()
+        self.name_note.setObjectName("nameNote")
+        self.name_note.setWordWrap(True)
+        self.name_note.setStyleSheet(f"color: {MARKS['warning'][1]}")
+        self.name_note.hide()
         self.project_path = QLineEdit()
         self.project_path.setObjectName("projectPath")
         self.project_path.textChanged.connect(self._path_changed)
@@ -79,6 +89,7 @@ class ReviewPage(QWizardPage):
         name_row.addWidget(QLabel("Name:"))
         name_row.addWidget(self.name, 1)
         file_layout.addLayout(name_row)
+        file_layout.addWidget(self.name_note)
         path_row = QHBoxLayout()
         path_row.addWidget(QLabel("Saved as:"))
         path_row.addWidget(self.project_path, 1)
@@ -93,14 +104,15 @@ class ReviewPage(QWizardPage):
         layout.addWidget(summary_box)
         layout.addWidget(checks_box, 1)
         layout.addWidget(file_box)
-        self.job = LatestJob(wizard.jobs, self._show_checks, self._checks_failed, self)
+        self.job = JobSlot(wizard.jobs, parent=self)  # the checks of the newest settings win
 
     def initializePage(self) -> None:
         d, base = self.owner.draft, self.owner.base_config
         if d.name == base.name and d.method.name != base.method.name:
             title = self.owner.method_class().title
-            d.name = f"{base.name.split(':')[0]}: {title} run"
+            d.name = distinct_name(f"{base.name.split(':')[0]}: {title} run", self.owner.taken_names)
         self.name.setText(d.name)
+        self._check_name()
         self._suggest_path()
         self.summary.setText(self._summary_html())
         self.checks.clear()
@@ -113,7 +125,8 @@ class ReviewPage(QWizardPage):
         self.result = None
         self.completeChanged.emit()
         config = self.owner.result_config()
-        self.job.request(lambda: _preflight(config), now=now)
+        self.job.start(lambda ctx: _preflight(config), self._show_checks, self._checks_failed, now=now,
+                       name="Pre-flight checks", errors=LOG)
 
     def _summary_html(self) -> str:
         d = self.owner.draft
@@ -132,15 +145,16 @@ class ReviewPage(QWizardPage):
             ("Data", data or "none"),
             ("LoRA", f"r = {d.lora.r}, alpha = {d.lora.alpha:g}, targets {', '.join(d.lora.roles)}"
                      + (f", layers {html.escape(d.lora.layers)}" if d.lora.layers else ", every layer")),
-            ("Training", f"{length}, batch {t.batch_size}×{t.grad_accum}, max length {t.max_length}, "
-                         f"{d.optimizer.name} lr {d.optimizer.lr:g}, {d.schedule.name} schedule, seed {t.seed}"),
+            ("Training", (f"{length}, batch {t.batch_size}×{t.grad_accum}, max length {t.max_length}, "
+                         f"{d.optimizer.name} lr {d.optimizer.lr:g}, {d.schedule.name} schedule, seed {t.seed}")),
             ("Evaluation", f"{d.evaluation.suite} suite, before and after" if d.evaluation.suite != "none"
                            else "none (evaluate later from the Evaluation tab)"),
         ]
         return "<table cellspacing='3'>" + "".join(
             f"<tr><td align='right' valign='top'><b>{k}:</b></td><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
-    def _show_checks(self, result) -> None:
+    def _show_checks(self, found) -> None:
+        result, self.advice = found
         self.result = result
         self.checks.clear()
         for check in result.checks:
@@ -148,6 +162,8 @@ class ReviewPage(QWizardPage):
             item = QListWidgetItem(f"{mark} {check.title}" + (f"\n    {check.detail}" if check.detail else ""))
             item.setForeground(QColor(colour))
             self.checks.addItem(item)
+        for advice in self.advice:
+            self._add_advice(advice)
         if not result.ok:
             item = QListWidgetItem("Fix the problems marked ✗ (go Back to change the settings) to start the run.")
             item.setForeground(QColor(MARKS["error"][1]))
@@ -158,7 +174,32 @@ class ReviewPage(QWizardPage):
     def _checks_failed(self, error: Exception, trace: str) -> None:
         from unlearn_studio.core.run.preflight import ERROR, Check, Preflight
 
-        self._show_checks(Preflight([Check(ERROR, "The checks could not run", str(error))]))
+        self._show_checks((Preflight([Check(ERROR, "The checks could not run", str(error))]), []))
+
+    def _add_advice(self, advice) -> None:
+        """A template that misfits: a warning in the list, with the template that fixes it a click away."""
+        row = QWidget()
+        row.setObjectName(f"templateAdvice_{advice.role}")
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(4, 2, 4, 2)
+        text = QLabel(f"{MARKS['warning'][0]} {advice.title}\n    {advice.detail}")
+        text.setWordWrap(True)
+        text.setStyleSheet(f"color: {MARKS['warning'][1]}")
+        fix = QPushButton(f"Use the {advice.template} template")
+        fix.setObjectName("templateFixButton")
+        fix.clicked.connect(lambda: self.fix_template(advice.role, advice.template))
+        layout.addWidget(text, 1)
+        layout.addWidget(fix, 0, Qt.AlignmentFlag.AlignTop)
+        item = QListWidgetItem()
+        self.checks.addItem(item)
+        self.checks.setItemWidget(item, row)
+        item.setSizeHint(row.sizeHint())
+
+    def fix_template(self, role: str, template: str) -> None:
+        """The one-click fix: the role's template becomes ``template`` (the data page shows it), checked again."""
+        self.owner.data_page.set_template(role, template)
+        self.summary.setText(self._summary_html())
+        self._check(now=True)
 
     def _suggest_path(self) -> None:
         if not self._path_chosen:
@@ -169,7 +210,17 @@ class ReviewPage(QWizardPage):
             self.owner.draft.name = text.strip()
             self.summary.setText(self._summary_html())
             self._suggest_path()
+        self._check_name()
         self.completeChanged.emit()
+
+    def _check_name(self) -> None:
+        """Two projects of one name cannot be told apart in the list: say so (it does not stop the run)."""
+        name = self.name.text().strip()
+        taken = name in self.owner.taken_names
+        self.name_note.setText(f"⚠ Another project is called “{name}”; a distinct name, such as "
+                               f"“{distinct_name(name, self.owner.taken_names)}”, tells the two apart in the list."
+                               if taken else "")
+        self.name_note.setVisible(taken)
 
     def set_project_path(self, path) -> None:
         """Save the project at ``path`` (as if chosen with Save as…)."""
@@ -195,4 +246,4 @@ class ReviewPage(QWizardPage):
                 and bool(self.name.text().strip()))
 
     def initialize_buttons(self, wizard: QWizard) -> None:
-        wizard.setButtonText(QWizard.WizardButton.FinishButton, "Start run")
+        wizard.setButtonText(QWizard.WizardButton.FinishButton, "Add to the queue" if wizard.busy else "Start run")

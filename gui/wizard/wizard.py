@@ -18,12 +18,11 @@ from PySide6.QtWidgets import QWidget, QWizard
 from unlearn_studio.core.project.config import RunConfig
 from unlearn_studio.core.project.files import rebased, suggest_project_path
 from unlearn_studio.core.run.launch import accelerate_command, run_command
-
-from ..worker import JobRunner
-from .data_page import DataPage
-from .method_page import MethodPage
-from .model_page import ModelPage
-from .review_page import ReviewPage
+from unlearn_studio.gui.jobs import Jobs
+from unlearn_studio.gui.wizard.data_page import DataPage
+from unlearn_studio.gui.wizard.method_page import MethodPage
+from unlearn_studio.gui.wizard.model_page import ModelPage
+from unlearn_studio.gui.wizard.review_page import ReviewPage
 
 
 def _all_methods():
@@ -32,11 +31,18 @@ def _all_methods():
     return all_methods()
 
 
+SCREEN_MARGIN = 60  # room for the window frame and the desktop's panels
+
+
 class NewRunWizard(QWizard):
     methods_loaded = Signal()
 
-    def __init__(self, jobs: JobRunner, config: RunConfig, project_path: Path | None, *,
-                 store_path: Path | None = None, parent: QWidget | None = None):
+    def __init__(self, jobs: Jobs, config: RunConfig, project_path: Path | None, *, draft: RunConfig | None = None,
+                 store_path: Path | None = None, taken_names: set[str] | frozenset = frozenset(), busy: bool = False,
+                 parent: QWidget | None = None):
+        """``draft``: where the settings start when not at ``config`` (a clone under a new name);
+        ``taken_names``: other projects' names, which a new project should not repeat; ``busy``: a
+        run is in progress, so Start puts this one in the queue."""
         super().__init__(parent)
         self.setObjectName("newRunWizard")
         self.setWindowTitle("New run")
@@ -45,8 +51,10 @@ class NewRunWizard(QWizard):
         self.jobs = jobs
         self.base_config = copy.deepcopy(config)
         self.base_path = Path(project_path) if project_path else None
-        self.draft = copy.deepcopy(config)
+        self.draft = copy.deepcopy(draft or config)
         self.store_path = store_path
+        self.taken_names = set(taken_names) - {config.name}
+        self.busy = busy
         self.project_path = self.base_path or suggest_project_path(config)
         self.methods: list = []
 
@@ -57,8 +65,13 @@ class NewRunWizard(QWizard):
         for page in (self.model_page, self.method_page, self.data_page, self.review_page):
             self.addPage(page)
         self.review_page.initialize_buttons(self)
-        self.resize(980, 720)
-        jobs.start(_all_methods, self._methods_arrived, self._methods_failed)
+        self.fit_to_screen()
+        jobs.start(lambda ctx: _all_methods(), self._methods_arrived, name="Reading the methods")
+
+    def fit_to_screen(self) -> None:
+        """980 x 720 where the screen has room; smaller on a small screen (a 1024 x 768 laptop)."""
+        room = self.screen().availableGeometry()
+        self.resize(min(980, room.width() - SCREEN_MARGIN), min(720, room.height() - SCREEN_MARGIN))
 
     # ---- methods ---------------------------------------------------------------------------------
 
@@ -68,11 +81,6 @@ class NewRunWizard(QWizard):
             self.method_page.show_methods(self.methods)
         self.method_page.completeChanged.emit()
         self.methods_loaded.emit()
-
-    def _methods_failed(self, error: Exception, trace: str) -> None:
-        from ..error_dialog import show_error
-
-        show_error(self, error, trace)
 
     def method_class(self):
         return next(cls for cls in self.methods if cls.name == self.draft.method.name)
