@@ -9,7 +9,7 @@ from trained_run import add_run, trained_run  # noqa: E402
 
 from unlearn_studio.core.project.store import Store  # noqa: E402
 from unlearn_studio.gui.compare_panel import ComparePanel  # noqa: E402
-from unlearn_studio.gui.worker import JobRunner  # noqa: E402
+from unlearn_studio.gui.jobs import Jobs  # noqa: E402
 
 LOAD_MS = 120_000
 GENERATE_MS = 120_000
@@ -26,9 +26,12 @@ def store(run):
         yield opened
 
 
+pytestmark = pytest.mark.slow  # every test here uses the trained run
+
+
 @pytest.fixture
 def panel(qtbot):
-    jobs = JobRunner()
+    jobs = Jobs()
     widget = ComparePanel(jobs)
     qtbot.addWidget(widget)
     widget.resize(1100, 720)
@@ -73,7 +76,9 @@ def test_original_and_unlearned_side_by_side(qtbot, panel, store, run, screensho
         "forget", "paraphrased forget", "neighbours", "general"]
 
     pick(panel, "forget", "Where was Alelle Yewton born?")
-    assert panel.prompt.toPlainText() == "### Question: Where was Alelle Yewton born?\n### Answer:"
+    # The box holds the question; the model is given it in the project's template, as in training.
+    assert panel.prompt.toPlainText() == "Where was Alelle Yewton born?"
+    assert panel.given_prompt() == "### Question: Where was Alelle Yewton born?\n### Answer:"
     assert "Alelle Yewton was born in Kestrel Ford." in panel.reference.text()
     panel.max_tokens.setValue(16)
     streamed = [0, 0]
@@ -132,12 +137,30 @@ def test_two_runs_on_one_base(qtbot, panel, store, run, tmp_path, screenshot):
     screenshot(panel, "compare_panel_two_runs")
 
 
-def test_a_run_without_an_adapter_is_explained(qtbot, panel, store, run, tmp_path, screenshot):
+def test_a_run_without_an_adapter_is_explained_in_place(qtbot, panel, store, run, tmp_path, screenshot):
+    """Selecting such a run is no mistake: the panel says why it cannot compare, without a dialog,
+    and shows nothing of the run compared before."""
+    load(qtbot, panel, store, run.run_id)
     failed = add_run(store, run.config, tmp_path, status="failed")
     panel.set_run(store, failed)
     assert "failed, so it has no final adapter" in panel.status.text()
-    assert not panel.generate_button.isEnabled()
-    boxes = [box for box in panel.findChildren(QMessageBox) if box.objectName() == "errorDialog"]
-    assert boxes and "no final adapter" in boxes[-1].text()
-    boxes[-1].close()
+    assert not panel.generate_button.isEnabled() and panel.session is None
+    assert [pane.header.text() for pane in panel.panes] == ["", ""] and panel.set_picker.count() == 0
+    assert not [box for box in panel.findChildren(QMessageBox) if box.objectName() == "errorDialog"]
     screenshot(panel, "compare_panel_no_adapter")
+
+
+def test_a_typed_question_gets_the_projects_template_unless_raw(qtbot, panel, store, run, screenshot):
+    load(qtbot, panel, store, run.run_id)
+    pick(panel, "forget", "Where was Alelle Yewton born?")
+    panel.prompt.setPlainText("Where did Alelle Yewton grow up?")
+    assert panel.item_picker.currentText() == "(your own prompt)"  # no longer the item picked before
+    assert panel.given_prompt() == "### Question: Where did Alelle Yewton grow up?\n### Answer:"
+    assert "### Question:" in panel.given.text()
+    panel.max_tokens.setValue(12)
+    generate(qtbot, panel)
+    assert not any(text.lstrip().startswith("### Answer") for text in texts(panel))
+    screenshot(panel, "compare_panel_own_question")
+    panel.raw.setChecked(True)
+    assert panel.given_prompt() == "Where did Alelle Yewton grow up?"
+    assert "exactly the text above" in panel.given.text()

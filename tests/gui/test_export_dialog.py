@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from peft import PeftModel
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QComboBox, QMessageBox
 from trained_run import add_run, trained_run  # noqa: E402
 from transformers import AutoModelForCausalLM
 
@@ -14,7 +14,7 @@ from unlearn_studio.core.paths import demo_model_dir  # noqa: E402
 from unlearn_studio.core.project.store import Store  # noqa: E402
 from unlearn_studio.gui.export_dialog import ExportDialog  # noqa: E402
 from unlearn_studio.gui.extsub_dialog import ExtSubDialog  # noqa: E402
-from unlearn_studio.gui.worker import JobRunner  # noqa: E402
+from unlearn_studio.gui.jobs import Jobs  # noqa: E402
 
 EXPORT_MS = 300_000
 
@@ -30,15 +30,22 @@ def store(run):
         yield opened
 
 
+pytestmark = pytest.mark.slow  # every test here uses the trained run
+
+
 @pytest.fixture
 def jobs():
-    runner = JobRunner()
+    runner = Jobs()
     yield runner
     runner.wait()
 
 
 def error_boxes(widget) -> list[QMessageBox]:
-    return [box for box in widget.findChildren(QMessageBox) if box.objectName() == "errorDialog"]
+    """The error dialogs shown so far (over ``widget``, or over whichever window was active)."""
+    from PySide6.QtWidgets import QApplication
+
+    return [box for box in QApplication.allWidgets() if isinstance(box, QMessageBox)
+            and box.objectName() == "errorDialog"]
 
 
 def click(qtbot, button) -> None:
@@ -93,12 +100,21 @@ def test_a_run_without_an_adapter_cannot_be_exported(qtbot, jobs, store, run, tm
     screenshot(dialog, "export_dialog_no_adapter")
 
 
-def test_extsub_dialog_combines_two_adapters(qtbot, jobs, store, run, tmp_path, screenshot):
-    anti = add_run(store, run.config, tmp_path, adapter_from=run.adapter_dir, scale_b=-0.5)
-    dialog = ExtSubDialog(jobs)
+def extsub_dialog(qtbot, jobs, store, run, **options) -> ExtSubDialog:
+    project_id = store.run(run.run_id)["project_id"]
+    dialog = ExtSubDialog(jobs, store, project_id, run.config, **options)
     qtbot.addWidget(dialog)
+    return dialog
+
+
+def test_extsub_dialog_combines_two_adapters_into_a_run_of_the_project(qtbot, jobs, store, run, tmp_path,
+                                                                        screenshot):
+    anti = add_run(store, run.config, tmp_path, adapter_from=run.adapter_dir, scale_b=-0.5)
+    dialog = extsub_dialog(qtbot, jobs, store, run, adapters={"the expert run": run.adapter_dir})
     dialog.show()
-    dialog.expert.setText(str(run.adapter_dir))
+    picker = dialog.findChild(QComboBox, "expertEditRuns")
+    picker.textActivated.emit("the expert run")  # a run's adapter, picked from the list
+    assert dialog.expert.text() == str(run.adapter_dir)
     dialog.anti_expert.setText(str(tmp_path / anti / "adapter"))
     out = tmp_path / "combined"
     dialog.output.setText(str(out))
@@ -110,15 +126,31 @@ def test_extsub_dialog_combines_two_adapters(qtbot, jobs, store, run, tmp_path, 
 
     with qtbot.waitSignal(dialog.combined, timeout=EXPORT_MS) as blocker:
         click(qtbot, dialog.combine_button)
-    assert blocker.args[0] == out and (out / "adapter_config.json").is_file()
-    assert str(out) in dialog.status.text()
-    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(demo_model_dir()), out)
+    run_id = blocker.args[0]
+    row = store.run(run_id)
+    assert row["status"] == "finished" and row["method"] == "ext_sub" and row["project_id"] == store.run(run.run_id)["project_id"]
+    assert dialog.result_dir == out / "adapter" and (out / "adapter" / "adapter_config.json").is_file()
+    assert "listed with the project's runs" in dialog.status.text()
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(demo_model_dir()), out / "adapter")
+    export = ExportDialog(store, run_id, jobs)  # the combined adapter exports like any run's
+    qtbot.addWidget(export)
+    assert export.export_button.isEnabled()
     screenshot(dialog, "extsub_dialog_done")
 
 
-def test_extsub_dialog_shows_what_is_missing(qtbot, jobs, tmp_path):
-    dialog = ExtSubDialog(jobs)
-    qtbot.addWidget(dialog)
+def test_the_same_adapter_twice_is_refused_before_anything_runs(qtbot, jobs, store, run, tmp_path):
+    dialog = extsub_dialog(qtbot, jobs, store, run)
+    dialog.expert.setText(str(run.adapter_dir))
+    dialog.anti_expert.setText(str(run.adapter_dir) + "/")
+    dialog.output.setText(str(tmp_path / "out"))
+    click(qtbot, dialog.combine_button)
+    assert "same adapter" in dialog.status.text() and not jobs.busy
+    assert "same adapter" in error_boxes(dialog)[-1].text()
+    assert not (tmp_path / "out").exists()
+
+
+def test_extsub_dialog_shows_what_is_missing(qtbot, jobs, store, run, tmp_path):
+    dialog = extsub_dialog(qtbot, jobs, store, run)
     click(qtbot, dialog.combine_button)
     assert dialog.status.text() == "No expert adapter folder is given. Choose the expert adapter folder."
     assert not jobs.busy
@@ -129,4 +161,3 @@ def test_extsub_dialog_shows_what_is_missing(qtbot, jobs, tmp_path):
     qtbot.waitUntil(lambda: not jobs.busy, timeout=EXPORT_MS)
     assert "nowhere" in error_boxes(dialog)[-1].text() and "nowhere" in dialog.status.text()
     assert not (tmp_path / "out").exists()
-

@@ -45,7 +45,11 @@ def table_rows(win) -> list[list[str]]:
     return [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())]
 
 
-def test_demo_project_lists_data_sets_and_model_facts(qtbot, window, screenshot):
+def project_names(win) -> list[str]:
+    return win.projects.names()
+
+
+def test_demo_project_lists_data_sets_and_model_facts(qtbot, window, screenshots):
     assert open_and_wait(qtbot, window, demo_project())
     config = RunConfig.load(demo_project())
     assert window.windowTitle().startswith(config.name)
@@ -62,21 +66,21 @@ def test_demo_project_lists_data_sets_and_model_facts(qtbot, window, screenshot)
     assert "q: " in facts["LoRA targets"] and "down: " in facts["LoRA targets"]
 
     window.page.tabs.setCurrentIndex(0)
-    screenshot(window, "main_window_runs_empty")
+    screenshots(window, "main_window_runs_empty")
     window.page.tabs.setCurrentIndex(1)
-    screenshot(window, "main_window_datasets")
+    screenshots(window, "main_window_datasets")
     window.page.tabs.setCurrentIndex(2)
-    screenshot(window, "main_window_model")
+    screenshots(window, "main_window_model")
     window.page.tabs.setCurrentIndex(3)
     assert window.page.toml.toPlainText() == config.to_toml()
-    screenshot(window, "main_window_config")
+    screenshots(window, "main_window_config")
 
 
 def test_opening_registers_the_project_in_the_store(qtbot, window, tmp_path):
     open_and_wait(qtbot, window, demo_project())
     open_and_wait(qtbot, window, demo_project())  # opening again does not add a second entry
     assert [p["path"] for p in window.store.projects()] == [str(demo_project())]
-    assert window.projects.count() == 1
+    assert window.projects.list.count() == 1
 
 
 def test_bad_data_file_is_shown_in_its_row(qtbot, window, tmp_path):
@@ -125,19 +129,19 @@ def test_application_has_the_desktop_entry_name_and_icon(qtbot):
     assert not app.windowIcon().isNull()
 
 
-def test_selecting_a_data_set_previews_its_first_rows(qtbot, window, screenshot):
+def test_selecting_a_data_set_previews_its_first_rows(qtbot, window, screenshots):
     open_and_wait(qtbot, window, demo_project())
     window.page.tabs.setCurrentIndex(1)
     window.page.datasets.selectRow(1)  # retain
     preview = window.page.preview
-    headers = [preview.horizontalHeaderItem(c).text() for c in range(preview.columnCount())]
+    headers = preview.column_names()
     assert "question" in headers and "answer" in headers
     assert preview.rowCount() > 0
     first_answer = preview.item(0, headers.index("answer")).text()
     retain = window.page.summaries["retain"]
     assert first_answer == retain.preview[0]["answer"]
     assert "retain" in window.page.preview_label.text()
-    screenshot(window, "main_window_preview")
+    screenshots(window, "main_window_preview")
 
 
 def test_delete_run_never_deletes_a_folder_the_app_did_not_create(qtbot, window, tmp_path):
@@ -153,7 +157,7 @@ def test_delete_run_never_deletes_a_folder_the_app_did_not_create(qtbot, window,
     window.store.set_status(run_id, "finished")
     window.runs.refresh()
     window.runs.table.select_runs([run_id])
-    assert window.delete_run(confirm=False, delete_files=True)
+    assert window.manager.delete_run(confirm=False, delete_files=True)
     assert (folder / "thesis.txt").read_text() == "mine"
     assert str(folder) in window.statusBar().currentMessage()
     assert run_id not in [run["id"] for run in window.store.runs()]

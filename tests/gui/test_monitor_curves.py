@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from unlearn_studio.gui.monitor import smooth
+from unlearn_studio.gui.plots import smooth
 
 
 def recursive_ema(values, weight):
@@ -66,3 +66,79 @@ def test_curves_keep_growing_after_a_redraw(qtbot):
     monitor.redraw()
     assert monitor.curve_points("loss/forget") == 7
     assert list(monitor.curves["loss/forget"].getOriginalDataset()[1]) == pytest.approx([-0.1 * s for s in range(1, 8)])
+
+
+# ---- what the monitor shows while a run streams, and recorded runs ----------------------------------
+
+
+def monitor_with_steps(qtbot, steps: int, total: int = 100):
+    from unlearn_studio.gui.monitor import RunMonitor
+
+    monitor = RunMonitor()
+    qtbot.addWidget(monitor)
+    monitor.resize(900, 600)
+    for step in range(1, steps + 1):
+        event = step_event(step)
+        monitor.handle_event(type(event)(**{**event.__dict__, "total_steps": total}))
+    return monitor
+
+
+def test_a_new_run_starts_from_clean_axes_spanning_its_steps(qtbot):
+    monitor = monitor_with_steps(qtbot, 1, total=150)
+    monitor.redraw()
+    x_range = monitor.view.loss_plot.widget.getPlotItem().getViewBox().viewRange()[0]
+    assert x_range[0] >= -5 and x_range[0] < 1 and x_range[1] >= 150  # not -5 to 10 at step 1
+    assert monitor.view.loss_plot.legend.names() == ["forget", "total"]
+    monitor.clear()
+    assert monitor.view.loss_plot.legend.names() == [] and monitor.curve_points("loss/forget") == 0
+    assert monitor.progress.text() == ""  # no "step 0 of 1" when nothing is shown
+
+
+def test_a_step_replaces_a_stale_resumed_status(qtbot):
+    from unlearn_studio.core.events import StatusEvent
+
+    monitor = monitor_with_steps(qtbot, 0)
+    monitor.handle_event(StatusEvent("run", "resumed", "at step 9", 9))
+    assert monitor.status.text() == "Resumed: at step 9"
+    for step in (10, 61):
+        monitor.handle_event(step_event(step))
+    assert monitor.status.text() == "Running: step 61 of 100"
+
+
+def test_the_evaluations_progress_shows_items_done_and_time_left(qtbot):
+    from unlearn_studio.core.events import EvaluationEvent, EvaluationProgressEvent
+
+    monitor = monitor_with_steps(qtbot, 0)
+    monitor.handle_event(EvaluationProgressEvent("run", "before", "forget", 12, 40, 65.0))
+    assert monitor.status.text() == "Evaluating before training: forget"
+    assert monitor.progress.text() == "forget: 12 of 40 items" and monitor.eta.text() == "1 min 05 s left"
+    monitor.handle_event(EvaluationEvent("run", "before", "fast", {"forget/value_acc": 1.0}))
+    assert "the Evaluation tab shows them" in monitor.log.toPlainText()
+    monitor.handle_event(step_event(1))
+    assert monitor.progress.text() == "step 1 of 100"
+
+
+def test_two_recorded_runs_overlay_the_second_dashed(qtbot, screenshots):
+    from array import array
+
+    from PySide6.QtCore import Qt
+
+    from unlearn_studio.core.results.run_info import RunCurves
+    from unlearn_studio.gui.monitor import RunMonitor
+
+    def curves(scale: float, steps: int) -> RunCurves:
+        xs = array("d", range(1, steps + 1))
+        return RunCurves({"loss/forget": (xs, array("d", [-scale * s for s in xs])),
+                          "loss/total": (xs, array("d", [scale] * steps)), "lr": (xs, array("d", [1e-3] * steps))})
+
+    monitor = RunMonitor()
+    qtbot.addWidget(monitor)
+    monitor.show_overlay(("run aaaaaaaa grad_diff", curves(0.1, 30), 30), ("run bbbbbbbb npo", curves(0.2, 50), 50))
+    assert monitor.view.overlay_curves["loss/forget"].opts["pen"].style() == Qt.PenStyle.DashLine
+    assert monitor.view.curves["loss/forget"].opts["pen"].style() == Qt.PenStyle.SolidLine
+    assert monitor.view.overlay_curves["loss/forget"].opts["pen"].color() == monitor.view.curves["loss/forget"].opts["pen"].color()
+    assert monitor.view.loss_plot.legend.names() == ["forget", "total"]  # one entry a term, not one a run
+    assert "dashed lines: run bbbbbbbb npo" in monitor.status.text()
+    x_range = monitor.view.loss_plot.widget.getPlotItem().getViewBox().viewRange()[0]
+    assert x_range[1] >= 50
+    screenshots(monitor, "monitor_overlay", fits=lambda w, h: (w - 240, h - 300))

@@ -1,0 +1,181 @@
+"""The one job abstraction: results, items and progress arrive on the GUI thread in order; a
+failure reaches the job's callback, the error dialog and the log; cancel and "newest result
+wins"; a run's job gets a thread of its own."""
+
+import logging
+import threading
+
+from PySide6.QtCore import QThreadPool
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from unlearn_studio.core.control import Cancelled
+from unlearn_studio.core.errors import UserError
+from unlearn_studio.gui.jobs import LOG, Jobs, JobSlot
+
+
+def error_boxes() -> list[QMessageBox]:
+    from PySide6.QtWidgets import QApplication
+
+    return [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.objectName() == "errorDialog"
+            and w.isVisible()]
+
+
+def close_error_boxes() -> None:
+    for box in error_boxes():
+        box.close()
+
+
+def test_streamed_items_arrive_on_the_gui_thread_in_order_before_the_result(qtbot):
+    jobs = Jobs()
+    gui_thread = threading.current_thread()
+    items, threads, results = [], [], []
+
+    def work(ctx):
+        for number in range(50):
+            ctx.report(number)
+        return "done"
+
+    def on_item(item):
+        items.append(item)
+        threads.append(threading.current_thread())
+
+    job = jobs.start(work, results.append, on_item=on_item, name="count to fifty")
+    with qtbot.waitSignal(job.ended):
+        pass
+    assert results == ["done"] and items == list(range(50))
+    assert all(t is gui_thread for t in threads)
+    assert not jobs.busy and job.outcome == "finished"
+
+
+def test_a_failure_reaches_its_callback_the_error_dialog_and_the_log(qtbot, caplog):
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    jobs = Jobs(owner)
+    failures = []
+
+    def work(ctx):
+        raise ValueError("bad input")
+
+    with caplog.at_level(logging.INFO, logger="unlearn_studio"):
+        job = jobs.start(work, lambda result: failures.append(("finished", result)),
+                         lambda error, trace: failures.append((error, trace)), name="Reading the thing")
+        with qtbot.waitSignal(job.ended):
+            pass
+    error, trace = failures[0]
+    assert isinstance(error, ValueError) and "bad input" in trace
+    boxes = [box for box in owner.findChildren(QMessageBox) if box.objectName() == "errorDialog"]
+    assert boxes and "bad input" in boxes[-1].text()
+    assert any("Reading the thing" in r.getMessage() and "bad input" in r.getMessage() for r in caplog.records)
+    assert not jobs.busy
+
+
+def test_a_job_that_shows_its_problems_in_place_only_logs_them(qtbot, caplog):
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    jobs = Jobs(owner)
+    seen = []
+
+    def work(ctx):
+        raise UserError("The file is missing", "Choose another file.")
+
+    with caplog.at_level(logging.INFO, logger="unlearn_studio"):
+        job = jobs.start(work, on_failed=lambda error, trace: seen.append(error.problem), errors=LOG, name="Preview")
+        with qtbot.waitSignal(job.ended):
+            pass
+    assert seen == ["The file is missing"]
+    assert not owner.findChildren(QMessageBox)
+    assert any("The file is missing" in r.getMessage() for r in caplog.records)
+
+
+def test_cancel_asks_the_work_to_stop_and_a_cancelled_job_is_not_an_error(qtbot):
+    jobs = Jobs()
+    started, outcome = threading.Event(), []
+
+    def work(ctx):
+        ctx.control.pause()
+        started.set()
+        ctx.control.wait_while_paused()  # blocks until the cancel
+        if ctx.should_stop():
+            raise Cancelled()
+        return "not cancelled"
+
+    job = jobs.start(work, on_finished=lambda _: outcome.append("finished"),
+                     on_failed=lambda *_: outcome.append("failed"), on_cancelled=lambda: outcome.append("cancelled"),
+                     cancellable=True)
+    assert started.wait(10)
+    with qtbot.waitSignal(job.ended):
+        job.cancel()
+    assert outcome == ["cancelled"] and job.outcome == "cancelled"
+    assert not error_boxes()
+
+
+def test_the_newest_request_wins(qtbot):
+    jobs = Jobs()
+    slot = JobSlot(jobs)
+    release_first, shown = threading.Event(), []
+
+    def first(ctx):
+        release_first.wait(10)
+        return "old"
+
+    slot.start(first, shown.append)
+    old = slot.job
+    slot.start(lambda ctx: "new", shown.append)  # replaces the first: its answer must never be shown
+    assert old.discarded and old.cancelled
+    with qtbot.waitSignal(slot.job.ended):
+        pass
+    with qtbot.waitSignal(old.ended):
+        release_first.set()
+    assert shown == ["new"] and not slot.pending
+
+
+def test_a_burst_of_requests_starts_only_the_last_after_a_pause(qtbot):
+    jobs = Jobs()
+    slot = JobSlot(jobs, debounce_ms=50)
+    started, shown = [], []
+    for text in ("a", "ab", "abc"):
+        slot.start(lambda ctx, text=text: started.append(text) or text, shown.append)
+    assert slot.pending and slot.job is None
+    qtbot.waitUntil(lambda: shown == ["abc"])
+    assert started == ["abc"]
+
+
+def test_progress_reaches_the_gui_thread_and_only_the_newest_is_kept(qtbot):
+    jobs = Jobs()
+    seen = []
+
+    def work(ctx):
+        for done in range(1, 1001):
+            ctx.progress(done, 1000, "items")
+        return done
+
+    job = jobs.start(work, name="Counting")
+    job.progressed.connect(lambda progress: seen.append(progress.done))
+    with qtbot.waitSignal(job.ended):
+        pass
+    assert seen and seen[-1] == 1000 and seen == sorted(seen)
+    assert len(seen) < 1000  # reports that came faster than the GUI thread read them were folded
+
+
+def test_a_dedicated_job_runs_on_its_own_thread_not_the_pool(qtbot):
+    """The pool's one thread is busy: a dedicated job runs anyway."""
+    jobs = Jobs(pool=QThreadPool())
+    jobs.pool.setMaxThreadCount(1)
+    blocker = threading.Event()
+    jobs.start(lambda ctx: blocker.wait(10))  # holds the pool's only thread
+    names = []
+    job = jobs.start(lambda ctx: names.append(threading.current_thread().name), dedicated=True)
+    with qtbot.waitSignal(job.ended):
+        pass
+    blocker.set()
+    jobs.wait()
+    assert names and job.outcome == "finished"
+
+
+def test_after_shut_down_late_reports_are_dropped(qtbot):
+    jobs = Jobs()
+    delivered = []
+    job = jobs.start(lambda ctx: "late", delivered.append, lambda error, trace: delivered.append(error))
+    jobs.shut_down()  # the job has ended; its result is still queued for the GUI thread
+    jobs._deliver_result(job.id, "late")  # what the queued signal does when the event loop runs
+    assert delivered == [] and not jobs.busy

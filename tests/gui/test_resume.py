@@ -1,0 +1,52 @@
+"""Quitting during a run cancels it and leaves everything complete; the next window offers to
+resume it from its last checkpoint, and it goes on under the same id."""
+
+from __future__ import annotations
+
+import pytest
+
+from unlearn_studio.gui.main_window import MainWindow
+from unlearn_studio.gui.startup import open_store
+
+WAIT_MS = 300_000
+
+
+@pytest.mark.slow
+def test_quitting_during_a_run_cancels_it_and_the_run_resumes_later(qtbot, tmp_path, start_short_run,
+                                                                     wait_for_status, screenshots):
+    store, _ = open_store(str(tmp_path / "store.db"))
+    first = MainWindow(store)
+    qtbot.addWidget(first)
+    first.show()
+    project, session = start_short_run(first, steps=2000, suite="none", checkpoint_every=2)
+    before = project.read_bytes()
+    qtbot.waitUntil(lambda: any(p.name.startswith("step-") for p in (tmp_path / "runs").glob("*/checkpoints/*")),
+                    timeout=WAIT_MS)
+    first.close()  # cancels the run and joins it
+    run = store.run(session.run_id)
+    assert run["status"] == "cancelled"
+    assert project.read_bytes() == before
+
+    second = MainWindow(store)
+    qtbot.addWidget(second)
+    second.show()
+    assert second.open_project(project)
+    with qtbot.waitSignal(second.runs.history_shown, timeout=WAIT_MS):
+        second.runs.table.select_runs([session.run_id])
+    monitor = second.runs.monitor
+    assert monitor.resume_button.isVisible() and second.menu_actions.resume.isEnabled()
+    assert monitor.curve_points("loss/total") >= 2  # the recorded curves of the cancelled run
+    last_step = int(max(monitor.curves["loss/total"].getOriginalDataset()[0]))
+    assert monitor.status.text() == f"Cancelled at step {last_step}"  # a step number, not "3.0"
+    screenshots(second, "monitor_offers_resume")
+    with qtbot.waitSignal(second.run_started, timeout=WAIT_MS) as started:
+        monitor.resume_button.click()
+    resumed = started.args[0]
+    with wait_for_status(resumed, "resumed"):
+        pass
+    assert resumed.run_id == session.run_id
+    with qtbot.waitSignal(resumed.ended, timeout=WAIT_MS) as ended:
+        second.manager.stop_run()
+    assert ended.args[0].status == "stopped" and ended.args[0].run_id == session.run_id
+    second.close()
+    store.close()
