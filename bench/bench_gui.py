@@ -36,13 +36,13 @@ def measure_timer_gaps(app, seconds: float) -> dict:
     from unlearn_studio.core.project.config import RunConfig
     from unlearn_studio.gui.monitor import RunMonitor
     from unlearn_studio.gui.run_session import RunSession
-    from unlearn_studio.gui.worker import JobRunner
+    from unlearn_studio.gui.jobs import Jobs
 
     config = RunConfig.load(REPO / "projects" / "grad_diff.toml")
     config.training.max_steps, config.evaluation.suite = 100_000, "none"
     out = tempfile.mkdtemp(prefix="bench_gui_")
     config.output.dir = out
-    jobs = JobRunner()
+    jobs = Jobs()
     monitor = RunMonitor()
     monitor.resize(1100, 700)
     monitor.show()
@@ -85,7 +85,7 @@ def measure_timer_gaps(app, seconds: float) -> dict:
         done.exec()
     timer.stop()
     jobs.wait()
-    return {"gaps": gaps, "ticks": ticks, "steps": max(0, len(steps) - 1), "redraws": monitor.redraws}
+    return {"gaps": gaps, "ticks": ticks, "steps": max(0, len(steps) - 1), "redraws": monitor.view.redraws}
 
 
 def measure_redraw_rate(points: int, smoothing: int, repeats: int = 20) -> float:
@@ -97,8 +97,8 @@ def measure_redraw_rate(points: int, smoothing: int, repeats: int = 20) -> float
     steps = array("d", range(1, points + 1))
     rng = np.random.default_rng(0)
     for key in ("loss/forget", "loss/retain", "loss/total", "lr", "grad_norm"):  # stored as the monitor stores them
-        monitor.series[key] = (steps, array("d", np.cumsum(rng.normal(size=points)) / 100 + 1))
-    monitor.smoothing.setValue(smoothing)
+        monitor.view.series[key] = (steps, array("d", np.cumsum(rng.normal(size=points)) / 100 + 1))
+    monitor.view.smoothing.setValue(smoothing)
     monitor.redraw()
     monitor.grab()  # first paint: layout and caches
     started = time.perf_counter()
@@ -114,9 +114,11 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=100_000, help="points per curve for the redraw test")
     parser.add_argument("--explain", type=float, metavar="MS", help="print what ran during each gap longer than MS")
     args = parser.parse_args()
+    from unlearn_studio.gui import wheel_guard
     from unlearn_studio.gui.app import create_application
 
     app = create_application()
+    wheel_guard.install(app)  # as the main window does: its filter sees every event of the app
     if args.explain:
         from stack_sampler import StackSampler
 
