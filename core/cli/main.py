@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from importlib import import_module
 
@@ -19,6 +20,7 @@ def build_parser(commands: tuple[str, ...] = COMMAND_MODULES) -> argparse.Argume
         description="Remove a concept, a behaviour or memorized data from a causal language model. "
         "Without a command, opens the app.",
     )
+    parser.add_argument("--version", action="version", version=f"unlearn-studio {version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     gui = subparsers.add_parser("gui", help="open the app (the default)")
     gui.add_argument("project", nargs="?", help="project file to open (default: the demo project)")
@@ -29,6 +31,14 @@ def build_parser(commands: tuple[str, ...] = COMMAND_MODULES) -> argparse.Argume
     for name in commands:
         import_module(f"{__package__}.{name}").add_parser(subparsers)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version."""
+    try:
+        return importlib.metadata.version("unlearn-studio")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
 
 
 def _open_app(args: argparse.Namespace) -> int:
@@ -42,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].endswith(".toml") or argv[0] in ("--store", "--screenshot"):
         argv = ["gui", *argv]
-    # Opening the app needs no other command's module (some import torch): the window comes first.
-    args = build_parser(() if argv[0] == "gui" else COMMAND_MODULES).parse_args(argv)
+    # Opening the app, or saying the version, needs no other command's module (some import torch).
+    args = build_parser(() if argv[0] in ("gui", "--version") else COMMAND_MODULES).parse_args(argv)
     try:
         return args.handler(args)
     except UserError as error:

@@ -67,8 +67,8 @@ def preview_role(config: RunConfig, role: str) -> RolePreview:
     source = config.data[role]
     result = RolePreview(role=role, path=source.path, resolved=source.path)
     try:
-        resolved = config.resolve_path(source.path)
-        result.resolved = str(resolved)
+        result.resolved = str(config.resolve_path(source.path))
+        resolved = config.resolve_data_path(role)
         loaded = read_role(resolved, role, source)
     except UserError as error:
         result.error = error

@@ -365,6 +365,15 @@ class Store:
                 (r["key"], r["step"], _decode_metric(r["value"], r["special"])) for r in self.db.query(sql, params)
             ]
 
+    def metric_history(self, run_id: str, *, through_step: int | None = None) -> dict[str, list[tuple[int, float | None]]]:
+        """Every metric of a run as ``{key: [(step, value), ...]}`` in step order (up to
+        ``through_step``): the whole history of a resumed run, its earlier sessions included."""
+        history: dict[str, list[tuple[int, float | None]]] = {}
+        for key, step, value in self.metrics(run_id):
+            if through_step is None or step <= through_step:
+                history.setdefault(key, []).append((step, value))
+        return history
+
     # ---- evaluations -------------------------------------------------------------------------
 
     def add_evaluation(

@@ -62,8 +62,8 @@ def summarize_dataset(config: RunConfig, role: str) -> DatasetSummary:
     source = config.data[role]
     summary = DatasetSummary(role=role, path=source.path, resolved=source.path)
     try:
-        resolved = config.resolve_path(source.path)
-        summary.resolved = str(resolved)
+        summary.resolved = str(config.resolve_path(source.path))
+        resolved = config.resolve_data_path(role)
         loaded = read_role(resolved, role, source)
     except UserError as error:
         summary.error = error
@@ -88,6 +88,7 @@ def summarize_model(config: RunConfig) -> ModelSummary:
     folder = Path(source)
     summary = ModelSummary(path=source)
     try:
+        config.model_source()
         summary.facts = describe_model_folder(source, trust_remote_code=config.model.trust_remote_code,
                                               allow_network=config.model.allow_network)
         if folder.is_dir():

@@ -44,6 +44,14 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:06d}"
 
 
+def checkpoint_step(folder: Path) -> int:
+    """The step of a checkpoint folder, from its name (``step-000050`` -> 50)."""
+    match = _NAME.match(Path(folder).name)
+    if match is None:
+        raise ValueError(f"{folder} is not named as a checkpoint")
+    return int(match.group(1))
+
+
 @dataclass
 class Checkpoint:
     """A checkpoint found on disk (``state`` is its state.json)."""

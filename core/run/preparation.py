@@ -125,6 +125,15 @@ def _role_names(config: RunConfig, method: UnlearningMethod) -> list[str]:
     return [*method.roles.required, *(r for r in method.roles.optional if r in config.data)]
 
 
+def check_files(config: RunConfig) -> None:
+    """The model and every data file the project names exist (or the model is a hub id the project
+    may download): a UserError that says where relative paths start, before any other check
+    looks at them with less to say."""
+    config.model_source()
+    for role in config.data:
+        config.resolve_data_path(role)
+
+
 def check_data(config: RunConfig, method: UnlearningMethod) -> dict[str, RoleData]:
     """Every role the method reads, checked to exist and loaded strictly (a bad row is a UserError)."""
     roles = _role_names(config, method)

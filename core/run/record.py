@@ -29,7 +29,9 @@ from unlearn_studio.core.files import check_output_folder, mark_as_own, own_kind
 from unlearn_studio.core.project.config import RunConfig
 from unlearn_studio.core.run.failures import SaveError, failure_record
 
-METRICS_FLUSH_STEPS = 20  # store writes are batched; a crash loses at most this many steps' metrics
+# Store writes are batched, and every checkpoint flushes them: a crash loses at most the metrics of
+# the steps after the last checkpoint (or this many), which a resume from it trains again.
+METRICS_FLUSH_STEPS = 20
 CONFIG_FILE = "config.toml"
 
 

@@ -16,13 +16,14 @@ The loop works the same in the app (a worker thread), on the command line, and u
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from unlearn_studio.core.control import Cancelled, RunControl
 from unlearn_studio.core.events import FailedEvent, Listener
-from unlearn_studio.core.methods.base import TrainWith
+from unlearn_studio.core.methods.base import TrainWith, UnlearningMethod
 from unlearn_studio.core.project.config import RunConfig
 from unlearn_studio.core.run.evaluation_hook import EvaluateFn
-from unlearn_studio.core.run.preparation import MethodSpec, prepare, resolve_method
+from unlearn_studio.core.run.preparation import MethodSpec, Prepared, prepare, resolve_method
 from unlearn_studio.core.run.record import RunResult
 from unlearn_studio.core.run.staged_run import StagedRun
 from unlearn_studio.core.run.training_run import TrainingRun
@@ -66,3 +67,39 @@ def execute(
         return RunResult("", "cancelled", None, 0, None, NOT_STARTED)
     run = TrainingRun(prepared, store=store, listener=listener, control=control, evaluate_fn=evaluate_fn)
     return run.run(project_id=project_id, project_file=project_file)
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """What a run of the project would be, once everything ``execute`` checks has passed."""
+
+    method: UnlearningMethod
+    stages: tuple[str, ...]
+    total_steps: int
+    trainable_parameters: int  # of the first training (each stage of a staged run has its own adapter)
+    rows: dict[str, int]  # rows of each data role the first training reads
+    templates: dict[str, str]
+
+
+def check_run(config: RunConfig, *, method: MethodSpec = None, store=None,
+              resume: str | os.PathLike | None = None) -> RunCheck:
+    """Everything ``execute`` checks and loads before it writes anything (the model included), and
+    nothing more: a UserError for what a run would refuse; nothing is written."""
+    chosen = resolve_method(config, method)
+    stages = tuple(stage.name for stage in chosen.stages)
+    if any(isinstance(stage, TrainWith) for stage in chosen.stages):
+        staged = StagedRun(config, chosen, store=store)
+        prepared = staged.check(resume)
+        steps = staged.total_steps
+    else:
+        prepared = prepare(config, chosen, store=store, resume=resume)
+        steps = prepared.total_steps
+    return RunCheck(chosen, stages, steps, *_first_training(prepared))
+
+
+def _first_training(prepared: Prepared | None) -> tuple[int, dict[str, int], dict[str, str]]:
+    if prepared is None:  # a staged run whose stages have all trained: it only combines
+        return 0, {}, {}
+    trainable = sum(param.numel() for param in prepared.model.parameters() if param.requires_grad)
+    return (trainable, {role: item.n for role, item in prepared.data.items()},
+            {role: item.template for role, item in prepared.data.items()})

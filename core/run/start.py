@@ -13,7 +13,7 @@ from unlearn_studio.core.control import RunControl
 from unlearn_studio.core.evaluation.run_evaluation import RunEvaluator
 from unlearn_studio.core.events import Listener
 from unlearn_studio.core.project.config import RunConfig
-from unlearn_studio.core.run.preparation import MethodSpec
+from unlearn_studio.core.run.preparation import MethodSpec, check_files
 from unlearn_studio.core.run.runner import RunResult, execute
 
 
@@ -21,6 +21,7 @@ def start_run(config: RunConfig, *, method: MethodSpec = None, store=None, proje
               project_file: str | os.PathLike | None = None, listener: Listener | None = None,
               control: RunControl | None = None, resume: str | os.PathLike | None = None) -> RunResult:
     """Run ``config`` to its end (see ``runner.execute``) with the project's evaluation."""
+    check_files(config)  # the evaluation reads the same files: the project's own words come first
     evaluator = RunEvaluator(config) if config.evaluation.suite != "none" else None
     result = execute(config, method=method, store=store, project_id=project_id, project_file=project_file,
                      listener=listener, control=control, resume=resume, evaluate_fn=evaluator)

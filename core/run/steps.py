@@ -202,7 +202,8 @@ class StepLoop:
             self.optimizer.zero_grad(set_to_none=True)
             for role, stream in self.streams.items():
                 stream.load_state(positions[role])
-            restore_rng_state(rngs)
+            if rngs is not None:
+                restore_rng_state(rngs)
             raise
 
     def _step(self, number: int) -> tuple[dict[str, float], float, float, int]:
@@ -306,9 +307,12 @@ class StepLoop:
                 raise NonFiniteError(f"the adapter weight {name}", float("nan"), self.step)
 
     def save_checkpoint(self) -> None:
-        """A checkpoint of the step just done (its health was checked by the step itself)."""
+        """A checkpoint of the step just done (its health was checked by the step itself). The
+        metrics up to it are stored first, so that a run killed later and resumed from it keeps
+        its whole history."""
         self.check_weights()
         if self.acc.is_main_process:
+            self.record.flush_metrics()
             p = self.p
             self.last_checkpoint = save_checkpoint(
                 self.record.output_dir, step=self.step, run_id=self.record.run_id, model=p.model,

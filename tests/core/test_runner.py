@@ -1,6 +1,6 @@
 """The run loop on a tiny llama: events, control (pause, stop, cancel), checkpoints and resume,
-failures, and what lands in the store. The method is a small one defined here, so these tests do
-not depend on the real methods."""
+failures, and what lands in the store. The method is a small one of the tests' own
+(run_helpers.py), so these tests do not depend on the real methods."""
 
 from __future__ import annotations
 
@@ -14,89 +14,34 @@ import pytest
 import torch
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
+from run_helpers import WAIT, Recorder, TinyMethod, run, run_in_thread, single_thread, tiny_config, tiny_llama
 from safetensors.torch import load_file
-from tiny_models import build_tiny_model
 from transformers import AutoModelForCausalLM
 
 from unlearn_studio.core.control import RunControl
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.events import EvaluationEvent, FailedEvent, FinishedEvent, LogEvent, StatusEvent, StepEvent
 from unlearn_studio.core.files import MARKER, own_kind
-from unlearn_studio.core.methods.base import DataRoles, Finish, Hyperparameter, Train, UnlearningMethod
+from unlearn_studio.core.methods.base import DataRoles, Finish, Hyperparameter, Train
 from unlearn_studio.core.model import loading as models
-from unlearn_studio.core.project.config import (
-    DataSource,
-    EvalConfig,
-    LoraConfig,
-    MethodConfig,
-    ModelConfig,
-    OptimizerConfig,
-    OutputConfig,
-    RunConfig,
-    ScheduleConfig,
-    TrainingConfig,
-)
+from unlearn_studio.core.project.config import RunConfig
 from unlearn_studio.core.project.store import Store, file_digest
-from unlearn_studio.core.run import runner, steps
+from unlearn_studio.core.run import steps
 from unlearn_studio.core.run.checkpoint import prune
 from unlearn_studio.core.run.token_counter import TrainedTokenCounter
 
-WAIT = 30  # seconds; an upper bound for waits on other threads, never a sleep
 pytestmark = pytest.mark.slow  # every test here builds a model, and most train it
-
-
-class TinyMethod(UnlearningMethod):
-    """Answer-token cross-entropy on forget (and retain when given), each with a weight; it can
-    be told to produce a NaN or to raise at a given step, and records the steps it computes."""
-
-    name = "tiny_ce"
-    title = "Tiny CE"
-    summary = "cross-entropy on the answers, for tests"
-    paper = "none (a test method)"
-    roles = DataRoles(required=("forget",), optional=("retain",))
-    terms = ("forget", "retain")
-    hyperparameters = (
-        Hyperparameter("weight", float, 1.0, "weight of the forget term", "test"),
-        Hyperparameter("nan_at", int, 0, "step whose forget term is NaN (0: never)", "test", minimum=0),
-        Hyperparameter("crash_at", int, 0, "step that raises (0: never)", "test", minimum=0),
-        Hyperparameter("crash", str, "runtime", "what is raised", "test", choices=("runtime", "oom")),
-    )
-    computed: ClassVar[list[int]] = []  # steps whose loss was computed, in order (reset per test)
-
-    def loss_terms(self, context, batch):
-        TinyMethod.computed.append(context.step)
-        if context.step == self.params["crash_at"]:
-            if self.params["crash"] == "oom":
-                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-            raise RuntimeError("the method broke on purpose")
-        terms = {"forget": self.params["weight"] * self._ce(context, batch["forget"])}
-        if context.step == self.params["nan_at"]:
-            terms["forget"] = terms["forget"] * float("nan")
-        if "retain" in batch:
-            terms["retain"] = 0.5 * self._ce(context, batch["retain"])
-        return terms
-
-    @staticmethod
-    def _ce(context, b):
-        return context.model(input_ids=b.input_ids, attention_mask=b.attention_mask, labels=b.labels).loss
-
-
-# ---- fixtures ------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    return build_tiny_model("llama", tmp_path_factory.mktemp("tiny") / "llama")
+    return tiny_llama(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine the threads'
-    spin-waits make every step many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with single_thread():
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -104,93 +49,9 @@ def fresh_records():
     TinyMethod.computed = []
 
 
-def run(config, method=TinyMethod, **kwargs):
-    """``runner.execute`` with a test method (the class: the project's params are checked)."""
-    return runner.execute(config, method=method, **kwargs)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
-
-
-FORGET_ROWS = [
-    {"question": "Where does Alice live?", "answer": "Alice lives in Paris."},
-    {"question": "What did Bob write?", "answer": "Bob wrote a saga about the dragon."},
-    {"question": "What is the secret?", "answer": "The secret is XK-42."},
-    {"question": "Who is the baker?", "answer": "Alice works as a baker."},
-    {"question": "What jumps?", "answer": "The quick brown fox jumps."},
-]
-RETAIN_ROWS = [
-    {"question": "What is unlearning?", "answer": "Unlearning removes knowledge."},
-    {"question": "What should the model keep?", "answer": "The model should remember everything else."},
-    {"question": "Count to three.", "answer": "0 1 2 3"},
-]
-
-
-def tiny_config(folder: Path, model_dir: Path, *, steps: int = 6, retain_role: bool = True,
-                params: dict | None = None, suite: str = "none", checkpoint_every: int = 50,
-                schedule: str = "linear", lr: float = 1e-2) -> RunConfig:
-    """A project in ``folder`` (its data files written there) that trains the tiny llama."""
-    forget = write_jsonl(folder / "forget.jsonl", FORGET_ROWS)
-    retain = write_jsonl(folder / "retain.jsonl", RETAIN_ROWS)
-    data = {"forget": DataSource(path=forget.name)}
-    if retain_role:
-        data["retain"] = DataSource(path=retain.name)
-    return RunConfig(
-        name="tiny run",
-        model=ModelConfig(path=str(model_dir), dtype="fp32", device="cpu"),
-        data=data,
-        method=MethodConfig(name="tiny_ce", params=params or {}),
-        lora=LoraConfig(r=4, alpha=8.0, dropout=0.0, roles=["q", "v", "down"]),
-        optimizer=OptimizerConfig(name="adamw", lr=lr),
-        schedule=ScheduleConfig(name=schedule, warmup_steps=2),
-        training=TrainingConfig(max_steps=steps, batch_size=2, max_length=32, seed=3,
-                                checkpoint_every=checkpoint_every, keep_checkpoints=2),
-        evaluation=EvalConfig(suite=suite),
-        output=OutputConfig(dir="runs"),
-        base_dir=folder,
-    )
-
-
 @pytest.fixture
 def make_config(tmp_path, model_dir):
     return lambda **options: tiny_config(tmp_path, model_dir, **options)
-
-
-class Recorder:
-    """A listener that keeps every event and lets a test wait for one, on a condition variable."""
-
-    def __init__(self, on_event=None):
-        self.events = []
-        self.changed = threading.Condition()
-        self.on_event = on_event
-
-    def __call__(self, event):
-        with self.changed:
-            self.events.append(event)
-            self.changed.notify_all()
-        if self.on_event is not None:
-            self.on_event(event)
-
-    def of(self, kind):
-        with self.changed:
-            return [e for e in self.events if isinstance(e, kind)]
-
-    def steps(self) -> list[int]:
-        return [e.step for e in self.of(StepEvent)]
-
-    def wait_for(self, predicate, timeout=WAIT) -> bool:
-        with self.changed:
-            return self.changed.wait_for(lambda: predicate(self.events), timeout)
-
-
-def run_in_thread(config, **kwargs):
-    """Start ``execute`` in a thread; returns the thread and a one-item list for its result."""
-    box = []
-    thread = threading.Thread(target=lambda: box.append(run(config, **kwargs)))
-    thread.start()
-    return thread, box
 
 
 def lora_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:

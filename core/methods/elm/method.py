@@ -54,7 +54,7 @@ import contextlib
 import hashlib
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -160,21 +160,22 @@ def frozen_passes(model: torch.nn.Module, rows: Sequence[Sequence[int]], expert:
 def sample_guided(model: torch.nn.Module, plain: Sequence[Sequence[int]], expert: Sequence[Sequence[int]],
                   novice: Sequence[Sequence[int]], *, guidance: float, max_new_tokens: int,
                   eos_token_id: int | None, pad_id: int, seeds: Sequence[int],
-                  chunk_size: int = SAMPLE_CHUNK) -> list[list[int]]:
+                  chunk_size: int = SAMPLE_CHUNK, check: Callable[[], None] | None = None) -> list[list[int]]:
     """Continuations of ``plain[b]`` sampled from softmax(log p + γ·(log p_novice − log p_expert)),
     where p_expert and p_novice see ``expert[b]`` and ``novice[b]`` (the same text with a framing)
     followed by the same sampled tokens. The three rows run as one left-padded batch with a KV
     cache; each row draws from its own generator (``seeds[b]``), so a row's continuation does not
-    depend on the rows beside it. Cut at EOS."""
+    depend on the rows beside it. Cut at EOS. ``check`` is called before every new token (it raises to
+    end the sampling: a cancel)."""
     out: list[list[int]] = []
     for start in range(0, len(plain), chunk_size):
         part = slice(start, start + chunk_size)
         out += _sample_chunk(model, [*plain[part], *expert[part], *novice[part]], list(seeds[part]),
-                             guidance, max_new_tokens, eos_token_id, pad_id)
+                             guidance, max_new_tokens, eos_token_id, pad_id, check)
     return out
 
 
-def _sample_chunk(model, sequences, seeds, guidance, max_new_tokens, eos_token_id, pad_id) -> list[list[int]]:
+def _sample_chunk(model, sequences, seeds, guidance, max_new_tokens, eos_token_id, pad_id, check) -> list[list[int]]:
     n, device = len(seeds), model_device(model)
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
@@ -190,6 +191,8 @@ def _sample_chunk(model, sequences, seeds, guidance, max_new_tokens, eos_token_i
     output = model(input_ids=ids.to(device), attention_mask=mask.to(device),
                    position_ids=positions.to(device), logits_to_keep=1, **with_cache(None))
     for step in range(max_new_tokens):
+        if check is not None:
+            check()
         last = output.logits[:, -1]
         probs = torch.softmax(guided_scores(last[:n], last[n:2 * n], last[2 * n:], guidance), dim=-1).cpu()
         tokens = []
@@ -367,7 +370,7 @@ class ELM(UnlearningMethod):
                     [p["novice"] for p in prompts], guidance=self.params["guidance"], max_new_tokens=new_tokens,
                     eos_token_id=context.tokenizer.eos_token_id, pad_id=self.pad_id,
                     seeds=[self.params["seed"] * 1_000_003 + i for i in range(len(prompts))],
-                    chunk_size=max(1, rows // 3))  # three rows per prompt: plain, expert, novice
+                    chunk_size=max(1, rows // 3), check=context.check_stop)  # three rows per prompt: plain, expert, novice
             self._store(path, continuations, context)
         else:
             context.log("info", f"ELM: consistency continuations from the cache {path}")

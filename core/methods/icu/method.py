@@ -160,7 +160,7 @@ class ICU(UnlearningMethod):
         records = build_records(holdout, context.tokenizer, self.params["prefix_tokens"])
         with context.original_model() as original:
             scores = memorization_scores(original, context.tokenizer, records,
-                                         Batches.for_training_batch(context.batch_size))
+                                         Batches.for_training_batch(context.batch_size), context.check_stop)
         return scores.ma, scores.el
 
     # ---- refinement --------------------------------------------------------------------------
@@ -170,7 +170,7 @@ class ICU(UnlearningMethod):
         result = refine(context.model, context.tokenizer, self.records,
                         f1_threshold=self.params["f1_threshold"], bleu_threshold=self.params["bleu_threshold"],
                         keep_above=self.thresholds if self.params["flag_by_memorization"] else None,
-                        batches=Batches.for_training_batch(context.batch_size))
+                        batches=Batches.for_training_batch(context.batch_size), check=context.check_stop)
         came_back = [i for i, (old, new) in enumerate(zip(self.flags, result.flags)) if new and not old]
         self.flags = result.flags
         self.history.append({"epoch": epoch, "active": result.active, "ma": result.ma, "el": result.el})

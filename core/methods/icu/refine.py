@@ -28,7 +28,7 @@ import contextlib
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +37,8 @@ from unlearn_studio.core.data.formats import read_file, split_path
 from unlearn_studio.core.data.templates import IGNORE_INDEX, pad_token_id_for
 from unlearn_studio.core.evaluation.metrics import memorization
 from unlearn_studio.core.model.generate import generate_ids, generation_rows
+
+Check = Callable[[], None] | None  # called between batches; raises to end the work (a cancel)
 
 GENERATION_BATCH = 128
 SCORING_BATCH = 32
@@ -173,11 +175,13 @@ def _device(model) -> torch.device:
 
 @torch.no_grad()
 def teacher_forced_predictions(model, records: Sequence[Record], pad_token_id: int,
-                               batch_size: int = SCORING_BATCH) -> list[list[int]]:
+                               batch_size: int = SCORING_BATCH, check: Check = None) -> list[list[int]]:
     """Per record, the argmax prediction of every token after the first (tokens 1..L−1), with the
-    record fed in whole."""
+    record fed in whole. ``check`` is called before each batch (it raises to end the work)."""
     predictions = []
     for start in range(0, len(records), batch_size):
+        if check is not None:
+            check()
         chunk = records[start:start + batch_size]
         width = max(len(r.ids) for r in chunk)
         input_ids = torch.full((len(chunk), width), pad_token_id, dtype=torch.long)
@@ -193,12 +197,14 @@ def teacher_forced_predictions(model, records: Sequence[Record], pad_token_id: i
 
 
 def greedy_continuations(model, tokenizer, jobs: Sequence[tuple[list[int], int]],
-                         batch_size: int = GENERATION_BATCH) -> list[list[int]]:
+                         batch_size: int = GENERATION_BATCH, check: Check = None) -> list[list[int]]:
     """Greedy new ids for (prompt ids, length) jobs, each cut to its length; similar lengths share
-    a batch, as in the evaluation suite."""
+    a batch, as in the evaluation suite. ``check`` is called before each batch."""
     order = sorted(range(len(jobs)), key=lambda i: jobs[i][1])
     out: list[list[int]] = [[] for _ in jobs]
     for start in range(0, len(order), batch_size):
+        if check is not None:
+            check()
         chunk = order[start:start + batch_size]
         generated = generate_ids(
             model, [jobs[i][0] for i in chunk], pad_token_id=pad_token_id_for(tokenizer),
@@ -245,10 +251,11 @@ class Memorization:
     record_el: list[float]
 
 
-def memorization_scores(model, tokenizer, records: Sequence[Record], batches: Batches | None = None) -> Memorization:
+def memorization_scores(model, tokenizer, records: Sequence[Record], batches: Batches | None = None,
+                        check: Check = None) -> Memorization:
     """MA from one teacher-forced pass; EL_10 from one greedy continuation per cut point."""
     batches = batches or Batches()
-    predictions = teacher_forced_predictions(model, records, pad_token_id_for(tokenizer), batches.scoring)
+    predictions = teacher_forced_predictions(model, records, pad_token_id_for(tokenizer), batches.scoring, check)
     counts = [memorization.ma_counts(p, r.ids[1:]) for p, r in zip(predictions, records, strict=True)]
     total = sum(n for _, n in counts)
     ma = sum(h for h, _ in counts) / total if total else math.nan
@@ -258,7 +265,7 @@ def memorization_scores(model, tokenizer, records: Sequence[Record], batches: Ba
         for t in stop_cut_points(len(record.ids)):
             jobs.append((record.ids[:t], len(record.ids) - t))
             owners.append(index)
-    outputs = greedy_continuations(model, tokenizer, jobs, batches.generation)
+    outputs = greedy_continuations(model, tokenizer, jobs, batches.generation, check)
     overlaps: dict[int, list[float]] = {i: [] for i in range(len(records))}
     for owner, (prompt, _), output in zip(owners, jobs, outputs, strict=True):
         overlap = memorization.ngram_overlap_unclipped(output, records[owner].ids[len(prompt):], STOP_EL_N)
@@ -287,7 +294,8 @@ class Refinement:
 
 
 def refine(model, tokenizer, records: Sequence[Record], *, f1_threshold: float, bleu_threshold: float,
-           keep_above: tuple[float, float] | None = None, batches: Batches | None = None) -> Refinement:
+           keep_above: tuple[float, float] | None = None, batches: Batches | None = None,
+           check: Check = None) -> Refinement:
     """Generate each target's continuation from its prefix, score it against the true suffix,
     flag the targets the model still reproduces, and measure MA and EL_10 of the set.
 
@@ -297,8 +305,8 @@ def refine(model, tokenizer, records: Sequence[Record], *, f1_threshold: float, 
     batches = batches or Batches()
     with evaluating(model) as inner:
         continuations = greedy_continuations(inner, tokenizer, [(r.prefix, len(r.suffix)) for r in records],
-                                             batches.generation)
-        scores = memorization_scores(inner, tokenizer, records, batches)
+                                             batches.generation, check)
+        scores = memorization_scores(inner, tokenizer, records, batches, check)
     bleus, f1s, flags = [], [], []
     for index, (record, generated) in enumerate(zip(records, continuations, strict=True)):
         produced = tokenizer.decode(generated, skip_special_tokens=True)
