@@ -69,7 +69,7 @@ def test_export_writes_a_folder_that_peft_loads_and_shows_the_checks(qtbot, jobs
         assert not dialog.close_button.isEnabled()  # closing waits for the files
     result = blocker.args[0]
     assert result.ok and dialog.status.text().startswith(f"Exported to {out} and {tmp_path / 'exported-merged'}")
-    assert dialog.checks.text().count("✓") == 3 and "✗" not in dialog.checks.text()
+    assert dialog.checks.text().count("✓") == len(result.checks) >= 3 and "✗" not in dialog.checks.text()
     assert "Checks made at export" in dialog.card.toPlainText()
     assert not dialog.export_button.isEnabled() and dialog.close_button.isEnabled()
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(demo_model_dir()), out)
