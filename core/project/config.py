@@ -77,13 +77,23 @@ class ModelConfig:
 
 @dataclass
 class DataSource:
-    """One data set. ``columns`` maps the loader's field names to the file's column names."""
+    """One data set. ``columns`` maps the loader's field names to the file's column names.
+
+    A role of a method that takes several sources (ELM's retain: QA rows and text) lists the others
+    under ``also`` (``[data.retain.also.persons]``), each with its own file, template and ``weight``
+    (its share of the role's loss, relative to the others; 1 when not given)."""
 
     path: str
     format: str = "auto"
     columns: dict[str, str] = field(default_factory=dict)
     template: str = "auto"
     max_rows: int | None = field(default=None, metadata=_min(1))
+    weight: float | None = field(default=None, metadata=_above(0))
+    also: dict[str, DataSource] = field(default_factory=dict)
+
+    def sources(self, role: str) -> dict[str, DataSource]:
+        """This source and its ``also`` sources by key: ``role``, then ``role.name``."""
+        return {role: self, **{f"{role}.{name}": source for name, source in self.also.items()}}
 
 
 @dataclass
@@ -247,10 +257,15 @@ class RunConfig:
         raise UserError(f"The model '{written}' is not a folder on this computer ({source} does not exist), "
                         "and the project does not allow network use", fix)
 
+    def data_source(self, key: str) -> DataSource:
+        """The source of ``key``: a role ("retain") or one of its ``also`` sources ("retain.persons")."""
+        role, _, name = key.partition(".")
+        return self.data[role].also[name] if name else self.data[role]
+
     def resolve_data_path(self, role: str) -> Path:
-        """The file (or "folder:split") of the data role ``role``; a UserError naming the role and
-        where relative paths start when it does not exist."""
-        written = self.data[role].path
+        """The file (or "folder:split") of the data role ``role`` (or of a role's ``also`` source,
+        "retain.persons"); a UserError naming it and where relative paths start when it does not exist."""
+        written = self.data_source(role).path
         resolved = self.resolve_path(written)
         if split_path(resolved)[0].exists():
             return resolved
@@ -391,11 +406,21 @@ class RunConfig:
         if not self.name.strip():
             raise UserError(f"'name' in {where} is empty", "Give the project a name.")
         for role, source in self.data.items():
-            if not source.path.strip():
-                raise UserError(
-                    f"'data.{role}.path' in {where} is empty",
-                    "Give the path of the data file (relative to the project file, or demo:NAME).",
-                )
+            for key, each in source.sources(role).items():
+                if not each.path.strip():
+                    raise UserError(
+                        f"'data.{key.replace('.', '.also.')}.path' in {where} is empty",
+                        "Give the path of the data file (relative to the project file, or demo:NAME).",
+                    )
+            for name, extra in source.also.items():
+                if extra.also or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+                    raise UserError(
+                        f"[data.{role}.also.{name}] in {where} "
+                        + ("has sources of its own" if extra.also else "has a name with characters other than "
+                           "letters, digits, '_' and '-'"),
+                        f"List every further source of {role} directly under [data.{role}.also], named with "
+                        "letters, digits, '_' or '-'.",
+                    )
         if self.lora.enabled and not self.lora.roles:
             raise UserError(
                 f"'lora.roles' in {where} is empty while LoRA is enabled",
