@@ -52,7 +52,7 @@ def build_bench_model(folder: Path, hidden: int, layers: int, dtype: str = "fp32
     ``dtype`` (so that each run loads it without converting)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from unlearn_studio.core.model.loading import DTYPES
+    from unlearn_studio.core.model.devices import DTYPES
     from unlearn_studio.core.paths import demo_model_dir
 
     tokenizer = AutoTokenizer.from_pretrained(demo_model_dir())

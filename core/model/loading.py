@@ -26,6 +26,7 @@ from transformers.pytorch_utils import Conv1D
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.model.adapter_files import adapter_load_errors, check_adapter_fits
 from unlearn_studio.core.model.building import building_models
+from unlearn_studio.core.model.devices import dtype_name, resolve_device, resolve_dtype
 from unlearn_studio.core.model.lora_plan import plan_lora
 from unlearn_studio.core.model.lora_targets import (
     LayerSelection,
@@ -34,6 +35,7 @@ from unlearn_studio.core.model.lora_targets import (
     find_decoder_layers,
     layer_module_pattern,
 )
+from unlearn_studio.core.model.memory_savers import quantized_load_arguments
 from unlearn_studio.core.model.model_config import load_model_config
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
@@ -43,12 +45,6 @@ WEIGHT_FILES = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
-DTYPES = {
-    "fp32": torch.float32, "float32": torch.float32,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-    "fp16": torch.float16, "float16": torch.float16,
-}
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass
@@ -76,40 +72,6 @@ class LoadedModel:
     tokenizer: Any
     facts: ModelFacts
     source: str
-
-
-# ---------------------------------------------------------------- device and dtype
-
-
-def resolve_device(device: str = "auto") -> str:
-    """"auto" picks cuda, then mps, then cpu; an explicit device must be available."""
-    if device not in DEVICES:
-        raise UserError(f"Unknown device '{device}'", f"Choose one of: {', '.join(DEVICES)}")
-    cuda = torch.cuda.is_available()
-    mps = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
-    if device == "auto":
-        return "cuda" if cuda else "mps" if mps else "cpu"
-    if (device == "cuda" and not cuda) or (device == "mps" and not mps):
-        raise UserError(
-            f"Device '{device}' is not available on this machine",
-            "Choose device 'auto' or 'cpu'",
-        )
-    return device
-
-
-def resolve_dtype(dtype: str = "auto", device: str = "cpu") -> torch.dtype:
-    """"auto" is bf16 on a CUDA GPU that supports it, else fp32; or "fp32", "bf16", "fp16"."""
-    if dtype == "auto":
-        if device == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    if dtype not in DTYPES:
-        raise UserError(f"Unknown dtype '{dtype}'", "Choose one of: auto, fp32, bf16, fp16")
-    return DTYPES[dtype]
-
-
-def _dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
 
 
 # ---------------------------------------------------------------- config
@@ -215,7 +177,7 @@ def model_facts(model: nn.Module, *, dtype: str | None = None, device: str | Non
         n_layers=len(layers),
         hidden_size=int(config.hidden_size),
         vocab_size=int(embeddings.num_embeddings if embeddings is not None else config.vocab_size),
-        dtype=dtype or _dtype_name(first.dtype),
+        dtype=dtype or dtype_name(first.dtype),
         device=device or first.device.type,
         lora_targets=discover_roles(model),
         layer_module_pattern=layer_module_pattern(model),
@@ -245,7 +207,7 @@ def inspect_model_folder(
     resolved_device = resolve_device(device)
     resolved_dtype = resolve_dtype(dtype, resolved_device)
     model = empty_model(str(source), trust_remote_code=trust_remote_code, allow_network=allow_network)
-    return model, model_facts(model, dtype=_dtype_name(resolved_dtype), device=resolved_device)
+    return model, model_facts(model, dtype=dtype_name(resolved_dtype), device=resolved_device)
 
 
 def describe_model_folder(
@@ -277,17 +239,21 @@ def load_model(
     device: str = "auto",
     trust_remote_code: bool = False,
     allow_network: bool = False,
+    quantization: str = "none",
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer from a local folder (or, if allowed, a hub id).
 
     dtype: "auto" (bf16 on a CUDA GPU that supports it, else fp32), "fp32", "bf16", "fp16".
     device: "auto" (cuda, then mps, then cpu) or "cpu", "cuda", "mps".
+    quantization: "none", or "nf4" / "int8" for a bitsandbytes-quantized base (memory_savers.py),
+    loaded straight onto the device; ``dtype`` is then what it computes in and keeps unquantized.
     The model comes back in eval mode. The tokenizer pads on the right (for training) and, if it
     had no pad token, pads with eos/unk/bos without resizing the embeddings.
     """
     source = str(source)
     resolved_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, resolved_device)
+    quantized = quantized_load_arguments(quantization, torch_dtype, resolved_device)
     folder = _local_folder(source, allow_network)
     config = load_model_config(source, folder, trust_remote_code)
     if folder is not None:
@@ -303,6 +269,7 @@ def load_model(
                 dtype=torch_dtype,
                 local_files_only=local_only,
                 trust_remote_code=trust_remote_code,
+                **quantized,
             )
     except pickle.UnpicklingError:
         raise UserError(
@@ -320,7 +287,8 @@ def load_model(
             "Check that the weight files are complete and match config.json, "
             "or copy them again from the model's original download",
         ) from exc
-    model.to(resolved_device)
+    if not quantized:
+        model.to(resolved_device)
     model.eval()
     ensure_pad_token(tokenizer, source, vocab_rows=model.get_input_embeddings().num_embeddings)
     if getattr(model.config, "pad_token_id", None) is None:
