@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QIcon, QPainter
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from unlearn_studio.core.paths import demo_project, resources_dir
 from unlearn_studio.gui.error_dialog import show_error
@@ -72,10 +72,26 @@ def main(project: str | None = None, store: str | None = None, screenshot: str |
     window.show()
     if screenshot is not None:
         def save_and_quit() -> None:
-            window.grab().save(screenshot)
+            picture = window.grab()
+            # A refused project file shows its error in a dialog: the picture shows it on the window.
+            for dialog in window.findChildren(QMessageBox, "errorDialog"):
+                if dialog.isVisible():
+                    shown = dialog.grab()
+                    painter = QPainter(picture)
+                    painter.drawPixmap((picture.width() - shown.width()) // 2,
+                                       (picture.height() - shown.height()) // 2, shown)
+                    painter.end()
+            picture.save(screenshot)
             app.quit()
 
+        def save_if_refused() -> None:
+            # The project is read before the store opens: a refused file (its error dialog is
+            # open) loads nothing more, so its picture is taken now, not after the time-out.
+            if window.page.project_path is None:
+                save_and_quit()
+
         window.summaries_done.connect(save_and_quit)
+        window.store_ready.connect(save_if_refused)
         QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, save_and_quit)
     try:
         return app.exec()

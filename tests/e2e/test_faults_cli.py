@@ -246,3 +246,17 @@ def test_check_json_reports_the_run_it_would_start(tmp_path):
 def test_version():
     result = subprocess.run([str(EXE), "--version"], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and result.stdout.startswith("unlearn-studio ")
+
+
+def test_a_screenshot_of_a_refused_project_is_taken_at_once_with_its_error(tmp_path):
+    """The defect: `--screenshot` of a project file with an error waited for its 120 s time-out and
+    saved a window without the error. Now the picture is taken once the file is refused (the run
+    of the app here is bounded well below that time-out)."""
+    project = tmp_path / "broken.toml"
+    project.write_text('name = "p"\n[lora]\nrank = 4\n')
+    picture = tmp_path / "shot.png"
+    result = subprocess.run([str(EXE), str(project), "--screenshot", str(picture), "--store", str(tmp_path / "s.db")],
+                            capture_output=True, text=True, timeout=60, check=False,
+                            env={**ENV, "QT_QPA_PLATFORM": "offscreen"})
+    assert result.returncode == 0, result.stderr
+    assert picture.read_bytes()[:4] == b"\x89PNG"
