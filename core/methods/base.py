@@ -80,6 +80,9 @@ class DataRoles:
     # Roles the method reads only through ``context.data`` (e.g. ICU's neighbour pool): the runner
     # draws no batches for them, so they cost no collation and do not count as tokens trained on.
     not_batched: tuple[str, ...] = ()
+    # Roles that may have further sources ([data.<role>.also.<name>]): each is batched under the key
+    # "role.name" and the method reads them all with ``role_batches``.
+    several: tuple[str, ...] = ()
 
 
 @dataclass
@@ -311,6 +314,13 @@ def all_terms(terms: LossTerms) -> dict[str, torch.Tensor]:
         for name, value in group.items():
             merged[name] = merged[name] + value if name in merged else value
     return merged
+
+
+def role_batches(context: MethodContext, batch: dict[str, Batch], role: str) -> list[tuple[Batch, float]]:
+    """The step's batches of ``role`` and of its further sources ("role.name"), each with the weight
+    the project gives it (1 when it gives none)."""
+    keys = [key for key in batch if key == role or key.startswith(f"{role}.")]
+    return [(batch[key], getattr(context.data.get(key), "weight", 1.0)) for key in keys]
 
 
 def forward_logits(model: torch.nn.Module, batch: Batch) -> torch.Tensor:

@@ -20,7 +20,9 @@ from unlearn_studio.core.data import (
     tokenize_rows,
 )
 from unlearn_studio.core.data.loader import LoadedData
+from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.methods.base import Batch
+from unlearn_studio.core.methods.registry import get_method
 from unlearn_studio.core.project.config import RunConfig
 
 
@@ -28,11 +30,12 @@ from unlearn_studio.core.project.config import RunConfig
 class RoleData:
     """One role's data: the loaded rows and, once a tokenizer is known, the tokenized examples."""
 
-    role: str
+    role: str  # the role, or "role.name" for one of its further sources ([data.<role>.also.<name>])
     loaded: LoadedData
     examples: list[dict[str, list[int]]] = field(default_factory=list)
     template: str = ""
     truncated: list[str] = field(default_factory=list)  # truncation warnings
+    weight: float = 1.0  # its share among its role's sources
 
     @property
     def n(self) -> int:
@@ -40,28 +43,37 @@ class RoleData:
 
 
 def load_roles(config: RunConfig, roles: list[str]) -> dict[str, RoleData]:
-    """Read each role's file in strict mode (a bad row is a UserError), honouring max_rows."""
+    """Read each role's file in strict mode (a bad row is a UserError), honouring max_rows; a role
+    with further sources ([data.<role>.also.<name>]) gives one entry per source, keyed "role.name",
+    and only a role the method takes several sources for may have them."""
+    several = get_method(config.method.name).roles.several
     out = {}
     for role in roles:
-        source = config.data[role]
-        loaded = load_dataset_file(
-            config.resolve_path(source.path),
-            role=role,
-            format=source.format,
-            columns=source.columns or None,
-            strict=True,
-        )
-        if source.max_rows is not None and loaded.n_rows > source.max_rows:
-            loaded.rows = loaded.rows[: source.max_rows]
-            loaded.n_rows = len(loaded.rows)
-        out[role] = RoleData(role, loaded)
+        sources = config.data[role].sources(role)
+        if len(sources) > 1 and role not in several:
+            method = get_method(config.method.name).title
+            raise UserError(f"[data.{role}.also] lists further sources, but {method} reads one {role} data set",
+                            f"Remove [data.{role}.also], or merge its files into data.{role}.path."
+                            + (f" {method} takes several sources for: {', '.join(several)}." if several else ""))
+        for key, source in sources.items():
+            loaded = load_dataset_file(
+                config.resolve_data_path(key) if key != role else config.resolve_path(source.path),
+                role=role,
+                format=source.format,
+                columns=source.columns or None,
+                strict=True,
+            )
+            if source.max_rows is not None and loaded.n_rows > source.max_rows:
+                loaded.rows = loaded.rows[: source.max_rows]
+                loaded.n_rows = len(loaded.rows)
+            out[key] = RoleData(key, loaded, weight=source.weight if source.weight is not None else 1.0)
     return out
 
 
 def tokenize_roles(config: RunConfig, data: dict[str, RoleData], tokenizer) -> None:
-    """Tokenize every role with its own template (resolved for its kind of rows)."""
+    """Tokenize every role (and further source) with its own template (resolved for its kind of rows)."""
     for role, item in data.items():
-        item.template = item.loaded.template(config.data[role].template, tokenizer)
+        item.template = item.loaded.template(config.data_source(role).template, tokenizer)
         item.examples, item.truncated = tokenize_rows(
             item.loaded.rows, item.template, tokenizer, config.training.max_length
         )

@@ -356,6 +356,26 @@ def test_training_lowers_each_term_and_leaves_the_original_model_alone(tiny_dir)
         assert torch.equal(forward_logits(original, forget), reference)
 
 
+def test_the_retain_term_is_the_weighted_mean_over_every_retain_source_and_general(tiny_dir):
+    method, context, batches = setup_method(tiny_dir, {"retain_weight": 3.0})
+    method.prepare(context, {})
+    tokenizer = context.tokenizer
+    persons = [{"question": "Where was Alia Vorn born?", "answer": "In Quellmarsh."}]
+    examples, _ = tokenize_rows(persons, "qa", tokenizer, 64)
+    batches["retain.persons"] = Batch(**collate(examples, pad_token_id_for(tokenizer)))
+    batches["general"] = make_batch([{"text": "Plain general text about rivers."}], tokenizer)
+    context.data.update({"retain": types.SimpleNamespace(weight=1.0),
+                         "retain.persons": types.SimpleNamespace(weight=2.0)})  # general: no weight given
+    with torch.no_grad():
+        for lora in (p for n, p in context.model.named_parameters() if "lora_B" in n):
+            lora.normal_(std=0.5)
+        retain = float(all_terms(method.loss_terms(context, batches))["retain"])
+        parts = {key: float(method.retain_loss(context, batches[key])) for key in ("retain", "retain.persons", "general")}
+    expected = 3.0 * (1.0 * parts["retain"] + 2.0 * parts["retain.persons"] + 1.0 * parts["general"]) / 4.0
+    assert retain == pytest.approx(expected, rel=1e-5)
+    assert len(set(parts.values())) == 3  # the sources differ, so the weights matter
+
+
 def test_a_zero_weight_skips_its_term(tiny_dir):
     method, context, batches = setup_method(tiny_dir, {"erase_weight": 0.0, "consistency_weight": 0.0})
     method.prepare(context, {})

@@ -9,8 +9,9 @@ fluent. Three terms, each streamed by name:
 - "erase": soft-label CE of pθ(x) against q_t = softmax(top_k(ℓ0 + η_t(ℓn − ℓe))), where ℓ0, ℓe,
   ℓn are the frozen model's log-probabilities (temperature T) on x, on an expert framing + x and
   on a novice framing + x (core/methods/elm_losses.py), η_t ramping from 1 to η along x.
-- "retain": CE of pθ on retain text against p0's argmax tokens (with a "general" data set too,
-  the mean of that CE on the retain batch and on the general batch).
+- "retain": CE of pθ on retain text against p0's argmax tokens (with a "general" data set, or
+  further retain sources such as QA rows in their own template, the weighted mean of that CE over
+  the batches, weighted by each source's ``weight``, 1 when not given).
 - "consistency": CE on "x + a confused redirection + a continuation" that p0 itself sampled
   under guidance +γ·(log p_novice − log p_expert), so the erased model still writes fluent text
   after the concept comes up.
@@ -72,6 +73,7 @@ from unlearn_studio.core.methods.base import (
     MethodContext,
     UnlearningMethod,
     forward_logits,
+    role_batches,
 )
 from unlearn_studio.core.methods.elm.losses import (
     align_to_text,
@@ -231,7 +233,9 @@ class ELM(UnlearningMethod):
     summary = ("Erase a concept: on its text, predict what a novice would write instead of an expert; "
                "keep retain text and fluency.")
     paper = "Gandikota et al., Erasing Conceptual Knowledge from Language Models (ELM), arXiv 2410.02760"
-    roles = DataRoles(required=("forget", "retain"), optional=("general",))
+    # Several retain sources ([data.retain.also.<name>]): e.g. text near the concept and the QA rows
+    # the model must keep answering, each in its own template and weight.
+    roles = DataRoles(required=("forget", "retain"), optional=("general",), several=("retain",))
     terms = ("erase", "retain", "consistency")
     # The saga is the target; the forget persons and their records are not, so they should hold.
     expected_moves: ClassVar[dict[str, str]] = {
@@ -406,9 +410,10 @@ class ELM(UnlearningMethod):
         forget = batch["forget"]
         zero = torch.zeros((), device=forget.input_ids.device)
         yield {"erase": p["erase_weight"] * self.erase_loss(context, forget) if p["erase_weight"] > 0 else zero}
-        kept = [b for b in (batch["retain"], batch.get("general")) if b is not None]
-        for retain in kept if p["retain_weight"] > 0 else ():
-            yield {"retain": p["retain_weight"] / len(kept) * self.retain_loss(context, retain)}
+        kept = role_batches(context, batch, "retain") + role_batches(context, batch, "general")
+        total = sum(weight for _, weight in kept)
+        for retain, weight in kept if p["retain_weight"] > 0 else ():
+            yield {"retain": p["retain_weight"] * weight / total * self.retain_loss(context, retain)}
         if p["retain_weight"] == 0:
             yield {"retain": zero}
         yield {"consistency": p["consistency_weight"] * self.consistency_loss(context, forget)
