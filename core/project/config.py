@@ -28,6 +28,7 @@ from unlearn_studio.core.data.roles import ROLES as _ROLE_TABLE
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.paths import demo_data_dir, demo_model_dir
 from unlearn_studio.core.project.config_validation import build, serialised_fields
+from unlearn_studio.core.project.tracking_config import TrackingConfig
 
 # The data roles come from core/data/roles.py; as a Literal the generic validator checks the
 # keys of [data.<role>] tables and suggests close names.
@@ -69,6 +70,8 @@ class ModelConfig:
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     trust_remote_code: bool = False
     allow_network: bool = False
+    # A bitsandbytes-quantized base under the adapter (QLoRA): "nf4" (4-bit) or "int8".
+    quantization: Literal["none", "nf4", "int8"] = "none"
 
     @property
     def is_demo(self) -> bool:
@@ -142,7 +145,10 @@ class TrainingConfig:
     grad_accum: int = field(default=1, metadata=_min(1))
     max_length: int = field(default=128, metadata=_min(1))
     seed: int = field(default=0, metadata=_min(0))
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    # "auto": accelerate launch's setting, else bf16 on a GPU that has it, none on the CPU (core/run/precision.py).
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~1/3 more compute
+    threads: int | None = field(default=None, metadata=_min(1))  # torch's intra-op threads; None: core/run/threads.py
     checkpoint_every: int = field(default=50, metadata=_min(1))
     keep_checkpoints: int = field(default=2, metadata=_min(1))  # the newest N are kept
     log_every: int = field(default=1, metadata=_min(1))
@@ -203,6 +209,7 @@ class RunConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     base_dir: Path | None = field(
         default=None, compare=False, repr=False, metadata={"serialise": False}
     )
