@@ -21,7 +21,7 @@ from unlearn_studio.core.data import (
 )
 from unlearn_studio.core.data.loader import LoadedData
 from unlearn_studio.core.errors import UserError
-from unlearn_studio.core.methods.base import Batch
+from unlearn_studio.core.methods.base import Batch, UnlearningMethod
 from unlearn_studio.core.methods.registry import get_method
 from unlearn_studio.core.project.config import RunConfig
 
@@ -42,19 +42,21 @@ class RoleData:
         return len(self.loaded.rows)
 
 
-def load_roles(config: RunConfig, roles: list[str]) -> dict[str, RoleData]:
+def load_roles(config: RunConfig, roles: list[str], method: UnlearningMethod | None = None) -> dict[str, RoleData]:
     """Read each role's file in strict mode (a bad row is a UserError), honouring max_rows; a role
     with further sources ([data.<role>.also.<name>]) gives one entry per source, keyed "role.name",
-    and only a role the method takes several sources for may have them."""
-    several = get_method(config.method.name).roles.several
+    and only a role the method takes several sources for may have them. ``method``: the method
+    the run runs (default: the one the project names)."""
+    method = method or get_method(config.method.name)
+    several = method.roles.several
     out = {}
     for role in roles:
         sources = config.data[role].sources(role)
         if len(sources) > 1 and role not in several:
-            method = get_method(config.method.name).title
-            raise UserError(f"[data.{role}.also] lists further sources, but {method} reads one {role} data set",
+            title = method.title
+            raise UserError(f"[data.{role}.also] lists further sources, but {title} reads one {role} data set",
                             f"Remove [data.{role}.also], or merge its files into data.{role}.path."
-                            + (f" {method} takes several sources for: {', '.join(several)}." if several else ""))
+                            + (f" {title} takes several sources for: {', '.join(several)}." if several else ""))
         for key, source in sources.items():
             loaded = load_dataset_file(
                 config.resolve_data_path(key) if key != role else config.resolve_path(source.path),

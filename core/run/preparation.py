@@ -139,7 +139,7 @@ def check_data(config: RunConfig, method: UnlearningMethod) -> dict[str, RoleDat
     roles = _role_names(config, method)
     for role in roles:
         config.resolve_data_path(role)
-    return load_roles(config, roles)
+    return load_roles(config, roles, method)
 
 
 def prepare(config: RunConfig, method: UnlearningMethod, *, store=None, resume: str | os.PathLike | None = None,

@@ -53,8 +53,11 @@ WEIGHT_LIMIT = 1e4
 
 def input_digests(config: RunConfig, roles: list[str]) -> dict[str, str | None]:
     """Content digests of the run's data files and model folder (None: a hub model, not a folder)."""
-    digests: dict[str, str | None] = {f"data.{role}": content_digest(config.resolve_path(config.data[role].path))
-                                      for role in roles}
+    sources = {key: source for role in roles for key, source in config.data[role].sources(role).items()}
+    # Keyed as the project file names them: data.retain, data.retain.also.persons.
+    digests: dict[str, str | None] = {
+        "data." + key.replace(".", ".also.", 1): content_digest(config.resolve_path(source.path))
+        for key, source in sources.items()}
     model = Path(config.resolve_model_path())
     digests["model"] = content_digest(model) if model.is_dir() else None
     return digests
