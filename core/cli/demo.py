@@ -19,6 +19,15 @@ def add_parser(subparsers) -> None:
     build.add_argument("--threads", type=int, default=2,
                        help="torch threads; the build is bit-for-bit reproducible for a given count (default 2)")
     build.set_defaults(handler=run)
+    project = actions.add_parser(
+        "project", help="write a copy of a demo project that runs on another demo world",
+        description="Write a copy of PROJECT whose model, data and reference model are those of the demo world "
+        "in --world (a folder `demo build` wrote): the run trains that world's model and is evaluated against "
+        "that world's sets and retain model, never the shipped ones.")
+    project.add_argument("project", type=Path, help="a project that uses the demo (model \"demo\", demo: data)")
+    project.add_argument("--world", type=Path, required=True, help="the demo world's folder (demo build --out)")
+    project.add_argument("--out", type=Path, required=True, help="the new project file to write")
+    project.set_defaults(handler=write_project)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,3 +37,13 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({"model": report["model"], "retain_model": report["retain_model"],
                       "targets_met": report["targets_met"], "timings": report["timings"]}, indent=2))
     return 0 if all(report["targets_met"].values()) else 1
+
+
+def write_project(args: argparse.Namespace) -> int:
+    from unlearn_studio.core.demo.other_world import write_project_on_world
+
+    moved = write_project_on_world(args.project, args.world, args.out)
+    print(f"{args.out}: {moved.name}, with the model {moved.model.path}"
+          + (f" and the reference model {moved.evaluation.reference_model}" if moved.evaluation.reference_model else ""))
+    print(f"Run it with: unlearn-studio run {args.out}")
+    return 0
