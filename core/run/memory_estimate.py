@@ -1,17 +1,24 @@
 """An estimate of the memory a run needs, from the model's structure alone (no weights loaded).
 
-It is an estimate, and the app says so: base weights in their dtype + LoRA weights, their
-gradients and optimizer states (fp32, as PEFT keeps adapters) + the activations that the training
-forward passes keep for the backward pass (every data role the method trains on in a step adds
-one forward pass) + the logits of one pass. Allocator overhead, CUDA context and framework
-buffers come on top; ``HEADROOM`` covers them when the estimate is compared with free memory.
+It is an estimate, and the app says so: base weights in their dtype (the linear projections in 4
+or 8 bits with a quantized base) + LoRA weights, their gradients and optimizer states (fp32, as
+PEFT keeps adapters) + the activations that the training forward pass keeps for the backward pass
+(2 bytes a value under bf16/fp16 autocast; with gradient checkpointing only each layer's input
+and one layer's inner values) + the logits. A method whose loss terms come one forward pass at a
+time (a generator) has one pass's activations alive at once; one that returns all its terms
+together keeps every role's pass. On the CPU a quantized base passes through memory at full
+precision while it loads, so the peak is the larger of that and training. Allocator overhead,
+CUDA context and framework buffers come on top; ``HEADROOM`` covers them when the estimate is
+compared with free memory. bench/bench_memory_estimate.py measures it against real peaks.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -19,7 +26,10 @@ from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.methods.registry import get_method
 from unlearn_studio.core.model.loading import inspect_model_folder
 from unlearn_studio.core.model.lora_targets import find_lora_targets
+from unlearn_studio.core.model.memory_savers import NAMES as QUANTIZATION_NAMES
+from unlearn_studio.core.model.memory_savers import quantized_weight_bytes
 from unlearn_studio.core.project.config import RunConfig
+from unlearn_studio.core.run.precision import choose_precision
 
 HEADROOM = 1.2  # allocator fragmentation, CUDA context, framework buffers
 FP32 = 4
@@ -29,6 +39,8 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 # A rough count for Llama-style blocks without activation checkpointing.
 PER_TOKEN_HIDDEN = 12
 PER_TOKEN_INTERMEDIATE = 4
+# Logits of a pass: the output in fp32, its log-softmax and that one's gradient.
+LOGIT_COPIES = 3
 OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "sgd": 0}
 
 
@@ -48,20 +60,43 @@ class MemoryEstimate:
     batch_size: int
     max_length: int
     forward_passes: int  # training forward passes per step (one per data role trained on)
+    passes_alive: int = 1  # of them, whose activations are kept at once
+    quantization: str = "none"
+    quantized_weights: int = 0  # of ``weights``, the quantized projections
+    gradient_checkpointing: bool = False
+    autocast: str = "no"  # the effective mixed precision
+    loading: int = 0  # the peak while the base loads (a quantized base on the CPU passes through at full size)
+
+    @property
+    def training(self) -> int:
+        return self.weights + self.adapter + self.gradients + self.optimizer + self.activations
 
     @property
     def total(self) -> int:
-        return self.weights + self.adapter + self.gradients + self.optimizer + self.activations
+        return max(self.training, self.loading)
 
     def parts(self) -> list[tuple[str, int]]:
-        return [
-            (f"base weights ({self.dtype})", self.weights),
+        weights = f"base weights ({self.dtype}"
+        if self.quantization != "none":
+            weights += f"; linear layers {QUANTIZATION_NAMES[self.quantization]}"
+        passes = (f"{self.passes_alive} of {self.forward_passes} passes alive at once"
+                  if self.passes_alive != self.forward_passes
+                  else f"{self.forward_passes} pass{'es' if self.forward_passes != 1 else ''}")
+        how = [f"autocast {self.autocast}"] if self.autocast != "no" else []
+        if self.gradient_checkpointing:
+            how.append("gradient checkpointing")
+        activations = (f"activations (batch {self.batch_size} × {self.max_length} tokens, {passes}"
+                       + "".join(f", {item}" for item in how) + ")")
+        rows = [
+            (weights + ")", self.weights),
             (f"LoRA weights ({self.lora_parameters:,} parameters in {self.lora_modules} modules)", self.adapter),
             ("gradients", self.gradients),
             ("optimizer states", self.optimizer),
-            ((f"activations (batch {self.batch_size} × {self.max_length} tokens × "
-              f"{self.forward_passes} pass{'es' if self.forward_passes != 1 else ''})"), self.activations),
+            (activations, self.activations),
         ]
+        if self.loading > self.training:
+            rows.append(("peak while the base loads (it passes through memory at full precision)", self.loading))
+        return rows
 
     def summary(self) -> str:
         return f"about {format_bytes(self.total)} on {self.device} (an estimate)"
@@ -80,11 +115,29 @@ def training_roles(config: RunConfig) -> list[str]:
     return [*cls.roles.required, *(r for r in cls.roles.optional if r in config.data)]
 
 
-def estimate_memory(config: RunConfig, *, forward_passes: int | None = None) -> MemoryEstimate:
-    """Estimate the run's memory from the model's config (built on the meta device)."""
-    model, facts = inspect_model_folder(
+def _passes(config: RunConfig, forward_passes: int | None) -> tuple[int, int]:
+    """(training passes per step, of them alive at once)."""
+    try:
+        cls = get_method(config.method.name)
+    except UserError:  # an unknown method is reported elsewhere; estimate one pass
+        return forward_passes or 1, 1
+    passes = forward_passes or max(1, len(training_roles(config)))
+    one_at_a_time = inspect.isgeneratorfunction(cls.loss_terms)
+    return passes, 1 if one_at_a_time else passes
+
+
+def meta_model(config: RunConfig) -> tuple[Any, Any]:
+    """The model built on the meta device (no weights) and its facts, as ``load_model`` would put it."""
+    return inspect_model_folder(
         config.resolve_model_path(), dtype=config.model.dtype, device=config.model.device,
         trust_remote_code=config.model.trust_remote_code, allow_network=config.model.allow_network)
+
+
+def estimate_memory(config: RunConfig, *, forward_passes: int | None = None, built: tuple[Any, Any] | None = None,
+                    ) -> MemoryEstimate:
+    """Estimate the run's memory from the model's config (built on the meta device; pass ``built``,
+    from ``meta_model``, to estimate several variants of one project without building it again)."""
+    model, facts = built or meta_model(config)
     lora_params, modules = 0, 0
     if config.lora.enabled:
         named = dict(model.named_modules())
@@ -92,26 +145,31 @@ def estimate_memory(config: RunConfig, *, forward_passes: int | None = None) -> 
             fan_in, fan_out = _fans(named[name])
             lora_params += config.lora.r * (fan_in + fan_out)
             modules += 1
-    if forward_passes is None:
-        try:
-            forward_passes = max(1, len(training_roles(config)))
-        except UserError:  # an unknown method is reported elsewhere; estimate one pass
-            forward_passes = 1
+    passes, alive = _passes(config, forward_passes)
     weight_bytes = DTYPE_BYTES.get(facts.dtype, FP32)
-    activation_bytes = weight_bytes if config.training.mixed_precision == "no" else 2
+    quantization = config.model.quantization
+    weights, quantized = quantized_weight_bytes(model, quantization, weight_bytes)
+    autocast = choose_precision(config.training.mixed_precision, facts.device).mixed_precision
+    activation_bytes = weight_bytes if autocast == "no" else 2
     t = config.training
     tokens = t.batch_size * t.max_length
     intermediate = int(getattr(model.config, "intermediate_size", None) or 4 * facts.hidden_size)
-    per_token = facts.n_layers * (PER_TOKEN_HIDDEN * facts.hidden_size + PER_TOKEN_INTERMEDIATE * intermediate)
-    # Logits in fp32, their log-softmax and its gradient.
-    logits = 3 * tokens * facts.vocab_size * FP32
-    activations = forward_passes * (tokens * per_token * activation_bytes + logits)
+    one_layer = PER_TOKEN_HIDDEN * facts.hidden_size + PER_TOKEN_INTERMEDIATE * intermediate
+    if t.gradient_checkpointing:  # each layer's input, and one layer's inner values while it is recomputed
+        per_token = facts.n_layers * facts.hidden_size + one_layer
+    else:
+        per_token = facts.n_layers * one_layer
+    logits = LOGIT_COPIES * tokens * facts.vocab_size * FP32
+    activations = alive * (tokens * per_token * activation_bytes + logits)
     states = OPTIMIZER_STATES.get(config.optimizer.name, 2)
+    loading = facts.n_params * weight_bytes if quantization != "none" and facts.device == "cpu" else 0
     return MemoryEstimate(
-        weights=facts.n_params * weight_bytes, adapter=lora_params * FP32, gradients=lora_params * FP32,
+        weights=weights, adapter=lora_params * FP32, gradients=lora_params * FP32,
         optimizer=states * lora_params * FP32, activations=activations, lora_parameters=lora_params,
         lora_modules=modules, device=facts.device, dtype=facts.dtype, batch_size=t.batch_size,
-        max_length=t.max_length, forward_passes=forward_passes)
+        max_length=t.max_length, forward_passes=passes, passes_alive=alive, quantization=quantization,
+        quantized_weights=quantized, gradient_checkpointing=t.gradient_checkpointing, autocast=autocast,
+        loading=loading)
 
 
 def _fans(module) -> tuple[int, int]:

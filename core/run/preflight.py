@@ -9,7 +9,8 @@ from pathlib import Path
 
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.methods.registry import get_method
-from unlearn_studio.core.model.loading import resolve_device
+from unlearn_studio.core.model.devices import resolve_device
+from unlearn_studio.core.model.memory_savers import quantization_problem
 from unlearn_studio.core.project.config import RunConfig
 from unlearn_studio.core.run.memory_estimate import (
     FP32,
@@ -18,7 +19,9 @@ from unlearn_studio.core.run.memory_estimate import (
     available_memory,
     estimate_memory,
     format_bytes,
+    meta_model,
 )
+from unlearn_studio.core.run.memory_fit import smallest, ways_to_fit
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 MEMORY_TIGHT = 0.8  # share of free memory above which a fit is called tight
@@ -53,11 +56,12 @@ def preflight(config: RunConfig) -> Preflight:
         return result
     add(_method_check(config))
     try:
-        result.estimate = estimate_memory(config)
+        built = meta_model(config)
+        result.estimate = estimate_memory(config, built=built)
     except UserError as error:
         add(Check(ERROR, "The model cannot be read", str(error)))
     if result.estimate is not None:
-        add(_memory_check(result.estimate))
+        add(_memory_check(config, result.estimate, built))
         add(_disk_check(config, result.estimate))
     result.checks.extend(_option_checks(config))
     return result
@@ -75,7 +79,7 @@ def _method_check(config: RunConfig) -> Check:
     return Check(OK, f"{cls.title}: parameters and data roles are complete")
 
 
-def _memory_check(estimate: MemoryEstimate) -> Check:
+def _memory_check(config: RunConfig, estimate: MemoryEstimate, built) -> Check:
     need = estimate.total * HEADROOM
     free = available_memory(estimate.device)
     what = f"needs {estimate.summary()}"
@@ -83,11 +87,20 @@ def _memory_check(estimate: MemoryEstimate) -> Check:
         return Check(WARNING, f"The run {what}", f"Free memory on {estimate.device} is unknown.")
     detail = f"{format_bytes(free)} free on {estimate.device}; the estimate plus {HEADROOM - 1:.0%} headroom is {format_bytes(need)}."
     if need > free:
-        return Check(ERROR, f"The run {what}: more than is free", detail + " Use a smaller batch size or max "
-                     "length, bf16 weights, or fewer LoRA targets.")
+        return Check(ERROR, f"The run {what}: more than is free", f"{detail} {_how_to_fit(config, estimate, free, built)}")
     if need > MEMORY_TIGHT * free:
         return Check(WARNING, f"The run {what}: a tight fit", detail)
     return Check(OK, f"The run {what}: it fits", detail)
+
+
+def _how_to_fit(config: RunConfig, estimate: MemoryEstimate, free: int, built) -> str:
+    """Which memory savers make the run fit, each with its estimate; or the least it can need."""
+    options = ways_to_fit(config, estimate, free, built=built)
+    if options:
+        return "It fits with " + "; or ".join(option.describe() for option in options) + "."
+    least = smallest(config, estimate, built=built)
+    floor = f" With {least.describe()} it still needs more." if least is not None else ""
+    return f"No memory saver makes it fit here.{floor} Use a smaller model or a machine with more memory."
 
 
 def _existing_folder(path: Path) -> Path:
@@ -116,6 +129,9 @@ def _option_checks(config: RunConfig) -> list[Check]:
     except UserError as error:
         return [Check(ERROR, "The device is not available", str(error))]
     t = config.training
+    problem = quantization_problem(config.model.quantization, device)
+    if problem is not None:
+        checks.append(Check(ERROR, "The quantized base cannot be loaded", problem))
     if device == "cpu" and t.mixed_precision == "fp16":
         checks.append(Check(ERROR, "fp16 mixed precision needs a GPU", "Set mixed precision to \"no\" or \"bf16\"."))
     if device == "cpu" and config.model.dtype == "fp16":
