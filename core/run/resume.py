@@ -39,10 +39,13 @@ MAY_CHANGE = {
     "training.checkpoint_every": "", "training.keep_checkpoints": "", "training.log_every": "",
     "evaluation.suite": "", "evaluation.before": "", "evaluation.after": "",
     "output.dir": "", "model.device": "",
+    # How the steps are computed and recorded, not what they compute.
+    "training.mixed_precision": "", "training.gradient_checkpointing": "", "training.threads": "",
+    "tracking.tensorboard": "", "tracking.wandb": "", "tracking.mlflow": "",
 }
 MAY_CHANGE_TEXT = ("the learning rate, weight decay and betas (optimizer.lr, weight_decay, betas), the schedule, "
-                   "training.max_steps or epochs, max_grad_norm, the checkpoint and log intervals, the evaluation "
-                   "and model.device")
+                   "training.max_steps or epochs, max_grad_norm, the checkpoint and log intervals, the evaluation, "
+                   "model.device, mixed precision, gradient checkpointing, threads and tracking")
 # LoRA weights beyond this size only come from a training that diverged (LoRA starts near 0 and
 # Adam moves a weight by about the learning rate per step); a checkpoint holding them is not good.
 WEIGHT_LIMIT = 1e4
@@ -85,7 +88,11 @@ def _checkpoint_config(checkpoint: Checkpoint) -> dict[str, Any]:
     """The configuration the checkpoint was trained under: its own record, or (checkpoints written
     before they kept one) the run folder's config.toml."""
     if "config" in checkpoint.state:
-        return checkpoint.state["config"]
+        kept = checkpoint.state["config"]
+        try:  # settings added since the checkpoint was written take their defaults, as its run had them
+            return RunConfig.from_dict(kept).to_dict()
+        except UserError:
+            return kept
     path = checkpoint.run_dir / CONFIG_FILE
     try:
         return RunConfig.from_toml(path.read_text(encoding="utf-8"), source=str(path)).to_dict()

@@ -5,6 +5,8 @@ import pytest
 
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.project.config import RunConfig
+from unlearn_studio.core.run.checkpoint import Checkpoint
+from unlearn_studio.core.run.resume import plan_resume
 
 PROJECT = """
 name = "big model"
@@ -53,3 +55,30 @@ def test_an_unknown_quantization_is_refused_with_the_choices():
 def test_an_unknown_tracker_key_is_named():
     with pytest.raises(UserError, match="tracking.tensorbord"):
         RunConfig.from_toml('name = "x"\n[tracking]\ntensorbord = true\n')
+
+
+def old_checkpoint(tmp_path, config: RunConfig) -> Checkpoint:
+    """A checkpoint written before these settings existed: its configuration lacks them."""
+    kept = config.to_dict()
+    del kept["tracking"], kept["model"]["quantization"], kept["training"]["gradient_checkpointing"]
+    kept["training"]["mixed_precision"] = "no"  # the old default
+    return Checkpoint(tmp_path / "checkpoints" / "step-000010", {"step": 10, "run_id": "r", "streams": {},
+                                                                   "config": kept})
+
+
+def test_a_checkpoint_from_before_these_settings_still_resumes(tmp_path):
+    config = RunConfig(name="x")
+    plan = plan_resume(config, old_checkpoint(tmp_path, config), {})
+    assert set(plan.changed) == {"training.mixed_precision"} and plan.describe_changes() == ""
+
+
+def test_resume_may_change_how_steps_run_but_not_the_quantized_base(tmp_path):
+    config = RunConfig(name="x")
+    checkpoint = old_checkpoint(tmp_path, config)
+    faster = RunConfig(name="x")
+    faster.training.threads, faster.training.gradient_checkpointing, faster.tracking.tensorboard = 2, True, False
+    assert plan_resume(faster, checkpoint, {}).changed.keys() >= {"training.threads", "training.gradient_checkpointing"}
+    quantized = RunConfig(name="x")
+    quantized.model.quantization = "nf4"
+    with pytest.raises(UserError, match="model.quantization"):
+        plan_resume(quantized, checkpoint, {})
