@@ -171,6 +171,7 @@ class ActivityIndicator(QWidget):
         self.label = QLabel()
         self.label.setObjectName("activityLabel")
         self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.label.setMinimumWidth(360)  # the job's name and progress stay readable beside the status message
         self.bar = QProgressBar()
         self.bar.setTextVisible(False)
         self.bar.setFixedWidth(120)

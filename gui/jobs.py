@@ -16,10 +16,14 @@ widgets are only ever touched on the GUI thread.
   result wins (optionally after a pause in typing).
 - A failure reaches the job's ``on_failed`` (for the widget to tidy up) and, by default, the one
   error dialog and the log; a job whose widget shows its problems inline says ``errors="log"``.
+- A job imports the ML libraries (torch, transformers, peft) before its function runs, one thread
+  at a time (``load_ml_libraries``): two threads importing transformers at once can find it half
+  made ("cannot import name 'AutoModel'"). Jobs that need none of them say ``needs_ml=False``.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -38,6 +42,19 @@ log = logging.getLogger("unlearn_studio.gui.jobs")
 
 DIALOG, LOG = "dialog", "log"  # where a job's errors go besides its own on_failed
 SLOW_S = 1.0  # a job that took longer than this is logged with its time
+ML_LIBRARIES = ("torch", "transformers", "peft")
+_ml_lock = threading.Lock()
+_ml_loaded = threading.Event()
+
+
+def load_ml_libraries() -> None:
+    """Import the ML libraries once, in one thread at a time (see the module docstring)."""
+    if _ml_loaded.is_set():
+        return
+    with _ml_lock:
+        for name in ML_LIBRARIES:
+            importlib.import_module(name)
+        _ml_loaded.set()
 
 
 @dataclass(frozen=True)
@@ -183,7 +200,7 @@ class Jobs(QObject):
               on_failed: Callable[[Exception, str], None] | None = None, *,
               on_item: Callable[[Any], None] | None = None, on_cancelled: Callable[[], None] | None = None,
               name: str = "", dedicated: bool = False, control: RunControl | None = None,
-              cancellable: bool = False, errors: str = DIALOG) -> Job:
+              cancellable: bool = False, errors: str = DIALOG, needs_ml: bool = True) -> Job:
         """Run ``work(ctx)`` in the background and return its handle.
 
         ``on_finished(result)``, ``on_item(item)`` and ``on_failed(error, traceback)`` are called
@@ -192,7 +209,8 @@ class Jobs(QObject):
         RunControl its ``cancel`` uses (a run's, so that pause and stop reach the same engine);
         ``cancellable`` says the work checks ``should_stop`` (the activity panel offers Cancel).
         ``errors``: "dialog" (the default) shows a failure in the error dialog and the log;
-        "log" only logs it, for widgets that show their problems in place."""
+        "log" only logs it, for widgets that show their problems in place. ``needs_ml``: the
+        ML libraries are imported first (False for work that needs none of them)."""
         if errors not in (DIALOG, LOG):
             raise ValueError(f"errors must be {DIALOG!r} or {LOG!r}")
         self._next_id += 1
@@ -205,6 +223,8 @@ class Jobs(QObject):
 
         def body() -> None:
             try:
+                if needs_ml:
+                    load_ml_libraries()
                 result = work(context)
             except Exception as error:  # every failure is reported to the GUI, none is swallowed
                 signals.failed.emit(job_id, error, traceback.format_exc())

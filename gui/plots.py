@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f")
 TOTAL_COLOUR = "#111111"
-MIN_PLOT_HEIGHT = 90  # a 700-px-high window still shows every plot with its axis labels
+MIN_PLOT_HEIGHT = 70  # a 700-px-high window still shows every plot with its axis labels
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333")
 

@@ -128,7 +128,7 @@ class RunManager(QObject):
         session.crashed.connect(lambda error, trace: self._session_crashed(session, error, trace))
         self.session = session
         if self.runs is not None:
-            self.runs.follow(session)
+            self.runs.follow(session, show=item.sweep is None)
             self.window.page.tabs.setCurrentWidget(self.window.page.runs_holder)
         session.start()
         self.window.statusBar().showMessage(f"Starting: {item.label}…")
@@ -137,9 +137,10 @@ class RunManager(QObject):
         return session
 
     def _start_next(self) -> None:
-        item = self.queue.take()
-        if item is not None:
-            self._launch(item)
+        """The first waiting run starts, then leaves the queue (so it is never neither waiting nor running)."""
+        if len(self.queue):
+            self._launch(self.queue.items[0])
+            self.queue.remove(0)
 
     # ---- a run's life ------------------------------------------------------------------------------
 

@@ -48,7 +48,3 @@ class RunQueue(QObject):
         dropped, self.items = self.items, []
         self.changed.emit()
         return dropped
-
-    def take(self) -> QueuedRun | None:
-        """The next run to start, taken off the queue."""
-        return self.remove(0) if self.items else None

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from unlearn_studio.core.results.run_info import RunInfo, run_curves, run_info
+from unlearn_studio.core.results.run_info import RunInfo, recorded_run, run_curves, run_info
 from unlearn_studio.gui.evaluation_view import EvaluationView
 from unlearn_studio.gui.jobs import Jobs, JobSlot
 from unlearn_studio.gui.monitor import RunMonitor
@@ -37,7 +37,8 @@ class RunsPanel(QWidget):
         self.live = None  # the RunSession of the run in progress, if any
         self.compare = None  # ComparePanel, once the ML libraries are loaded
         self.info: RunInfo | None = None  # what core says about the one selected run
-        self._history = JobSlot(jobs, parent=self)
+        self._history = JobSlot(jobs, parent=self)  # the selected run's record and curves (no ML library)
+        self._info = JobSlot(jobs, parent=self)  # its checkpoints and adapter (their module imports torch)
 
         self.table = RunsTable()
         self.table.selection_changed.connect(self._selection_changed)
@@ -128,11 +129,13 @@ class RunsPanel(QWidget):
             return []
         return [self.store.run(run_id) for run_id in self.table.selected_run_ids()]
 
-    def follow(self, session) -> None:
-        """Show a run being started; it is selected once its id is known."""
+    def follow(self, session, *, show: bool = True) -> None:
+        """Follow a run being started (it is selected once its id is known); ``show`` brings the
+        monitor to the front (a sweep's runs leave the sweep's view there)."""
         self.live = session
         self.monitor.attach(session)
-        self.details.setCurrentWidget(self.monitor)
+        if show:
+            self.details.setCurrentWidget(self.monitor)
 
     def select_run(self, run_id: str, *, reload: bool = False) -> None:
         """Select ``run_id``; ``reload`` shows its details afresh even if it was selected already."""
@@ -149,6 +152,7 @@ class RunsPanel(QWidget):
         runs = self.selected_runs()
         self.info = None
         self._history.cancel()
+        self._info.cancel()
         if len(runs) == 1:
             run = runs[0]
             if self._is_live(run["id"]):
@@ -172,32 +176,34 @@ class RunsPanel(QWidget):
 
     def _load_history(self, run_id: str) -> None:
         store = self.store
-        self._history.start(lambda ctx: (run_info(store, run_id), run_curves(store, run_id)), self._history_loaded,
-                            name=f"Reading the curves of run {run_id[:8]}")
+        self._history.start(lambda ctx: (recorded_run(store, run_id), run_curves(store, run_id)),
+                            self._history_loaded, name=f"Reading the curves of run {run_id[:8]}", needs_ml=False)
+        self._load_info(run_id)
 
     def _history_loaded(self, loaded) -> None:
-        info, curves = loaded
-        self.monitor.show_history(info, curves)
-        self._info_loaded(info)
+        self.monitor.show_history(*loaded)
+        if self.info is not None:
+            self.monitor.resume_button.setVisible(self.info.resumable)
         self.history_shown.emit()
 
     def _load_info(self, run_id: str) -> None:
         store = self.store
-        self._history.start(lambda ctx: run_info(store, run_id), self._info_loaded,
-                            name=f"Reading run {run_id[:8]}")
+        self._info.start(lambda ctx: run_info(store, run_id), self._info_loaded, name=f"Reading run {run_id[:8]}")
 
     def _info_loaded(self, info: RunInfo) -> None:
         self.info = info
+        if self.monitor.run_id == info.run_id and self.monitor.session is None:
+            self.monitor.resume_button.setVisible(info.resumable)
         self.selection_changed.emit()
 
     def _load_overlay(self, runs: list[dict]) -> None:
         store = self.store
 
         def read(ctx):
-            return [(run_label(run), run_curves(store, run["id"]), run_info(store, run["id"]).total_steps)
+            return [(run_label(run), run_curves(store, run["id"]), recorded_run(store, run["id"]).total_steps)
                     for run in runs]
 
-        self._history.start(read, self._overlay_loaded, name="Reading the curves of two runs")
+        self._history.start(read, self._overlay_loaded, name="Reading the curves of two runs", needs_ml=False)
 
     def _overlay_loaded(self, loaded) -> None:
         self.monitor.show_overlay(*loaded)

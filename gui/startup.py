@@ -22,12 +22,12 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 
 from unlearn_studio.core.errors import UserError
-from unlearn_studio.gui.jobs import JobContext, Jobs
+from unlearn_studio.gui.jobs import JobContext, Jobs, load_ml_libraries
 
 # What each stage imports: the modules behind the widgets and jobs that wait for it.
 PLOTTING = ("numpy", "pyqtgraph", "unlearn_studio.core.evaluation.table", "unlearn_studio.gui.runs_panel")
-ML = ("torch", "transformers", "peft", "unlearn_studio.core.project.summary", "unlearn_studio.core.run.start",
-      "unlearn_studio.core.results.compare", "unlearn_studio.core.results.report")
+ML = ("unlearn_studio.core.project.summary", "unlearn_studio.core.run.start", "unlearn_studio.core.results.compare",
+      "unlearn_studio.core.results.report")  # after torch, transformers and peft (load_ml_libraries)
 
 
 def open_store(path: str | None) -> tuple[object | None, UserError | None]:
@@ -44,7 +44,7 @@ def open_store(path: str | None) -> tuple[object | None, UserError | None]:
 
 
 def _import_all(modules: tuple[str, ...], ctx: JobContext) -> None:
-    for number, name in enumerate(modules):
+    for number, name in enumerate(modules):  # the steps of the job's progress
         ctx.progress(number, len(modules), name.rsplit(".", 1)[-1])
         importlib.import_module(name)
 
@@ -77,14 +77,15 @@ class Startup(QObject):
             self.window.open_project(self.project)
         self.window.finish_building()
         path = self.store_path
-        self.jobs.start(lambda ctx: open_store(path), self._store_opened, name="Opening the project store")
+        self.jobs.start(lambda ctx: open_store(path), self._store_opened, name="Opening the project store",
+                        needs_ml=False)
 
     def _store_opened(self, opened) -> None:
         self.store_opened.emit(*opened)
         self.jobs.start(lambda ctx: _import_all(PLOTTING, ctx), self._plots_loaded,
-                        name="Loading the plotting library")
+                        name="Loading the plotting library", needs_ml=False)
 
     def _plots_loaded(self, _) -> None:
         self.plots_loaded.emit()
-        self.jobs.start(lambda ctx: _import_all(ML, ctx), lambda _: self.ml_loaded.emit(),
-                        name="Loading the ML libraries (torch, transformers, peft)")
+        self.jobs.start(lambda ctx: (load_ml_libraries(), _import_all(ML, ctx)), lambda _: self.ml_loaded.emit(),
+                        name="Loading the ML libraries (torch, transformers, peft)", needs_ml=False)

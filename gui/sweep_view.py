@@ -53,13 +53,14 @@ class Sweep(QObject):
         window.queue.changed.connect(self._queue_changed)
 
     def start(self) -> None:
-        runs = self.window.runs
-        runs.details.addTab(self.view, "Sweep")
-        runs.details.setCurrentWidget(self.view)
+        """Queue every point (the first starts at once unless a run trains) and show the sweep."""
         n = len(self.points)
         for number_, point in enumerate(self.points, 1):
             self.window.manager.start_run(with_values(self.config, point.values), project_path=self.project_path,
                                           label=f"sweep {number_} of {n}: {values_text(point)}", sweep=self, point=point)
+        details = self.window.runs.details
+        details.addTab(self.view, "Sweep")
+        details.setCurrentWidget(self.view)
         self.changed.emit()
 
     def done(self) -> int:
@@ -127,7 +128,8 @@ class SweepView(QWidget):
         self.stop_button = QPushButton("Stop the sweep")
         self.stop_button.setToolTip("Take its waiting runs out of the queue; the run in progress goes on")
         self.stop_button.clicked.connect(sweep.stop)
-        columns = [key.rsplit(".", 1)[-1] for key in self.keys] + ["Status", "Utility", "Forget quality", "Frontier"]
+        columns = ["#", *(key.rsplit(".", 1)[-1] for key in self.keys), "Status", "Utility", "Forget quality",
+                   "Frontier"]
         self.table = QTableWidget(len(sweep.points), len(columns))
         self.table.setObjectName("sweepTable")
         self.table.setHorizontalHeaderLabels(columns)
@@ -156,12 +158,13 @@ class SweepView(QWidget):
         self.stop_button.setEnabled(done < len(points))
         for row, point in enumerate(points):
             x, y = point.metrics.get(FRONTIER_X), point.metrics.get(FRONTIER_Y)
-            cells = [setting(point.values.get(key)) for key in self.keys]
+            cells = [str(row + 1), *(setting(point.values.get(key)) for key in self.keys)]
             cells += [point.status, number(x), number(y), "yes" if point.on_frontier else (DASH if x is None else "")]
             for column, text in enumerate(cells):
                 self.table.setItem(row, column, QTableWidgetItem(text))
-        scored = [Point(p.run_id, values_text(p), p.metrics[FRONTIER_X], p.metrics[FRONTIER_Y], p.on_frontier)
-                  for p in points if FRONTIER_X in p.metrics and FRONTIER_Y in p.metrics]
+        # Points are numbered as the table's rows: names beside points that lie close together overlap.
+        scored = [Point(p.run_id, str(number_), p.metrics[FRONTIER_X], p.metrics[FRONTIER_Y], p.on_frontier)
+                  for number_, p in enumerate(points, 1) if FRONTIER_X in p.metrics and FRONTIER_Y in p.metrics]
         self.frontier.show_points(scored)
-        self.frontier.note.setText(f"{len(scored)} of {len(points)} points evaluated; orange points are on the "
-                                   "frontier (no other run keeps more and forgets better).")
+        self.frontier.note.setText(f"{len(scored)} of {len(points)} points evaluated (numbered as in the table); "
+                                   "orange points are on the frontier (no other run keeps more and forgets better).")

@@ -51,22 +51,30 @@ class RunCurves:
         return int(max((steps[-1] for steps, _ in self.series.values() if steps), default=0))
 
 
-def run_info(store, run_id: str) -> RunInfo:
-    # checkpoint.py imports torch: only here, so that the app reads curves (run_curves) before
-    # torch has loaded (it takes seconds at start-up; bench/bench_startup.py).
-    from unlearn_studio.core.run.checkpoint import ADAPTER, CHECKPOINTS, complete_checkpoints
-
+def recorded_run(store, run_id: str) -> RunInfo:
+    """What the store says about the run (its files are not looked at: no checkpoints, no adapter)."""
     row = store.run(run_id)
     try:
         config = store.run_config(run_id)
     except UserError:
         config = None
+    return RunInfo(row, config)
+
+
+def run_info(store, run_id: str) -> RunInfo:
+    """The run with its whole checkpoints and its final adapter."""
+    # checkpoint.py imports torch: only here, so that the app reads a run's record and curves
+    # before torch has loaded (it takes seconds at start-up; bench/bench_startup.py).
+    from unlearn_studio.core.run.checkpoint import ADAPTER, CHECKPOINTS, complete_checkpoints
+
+    recorded = recorded_run(store, run_id)
+    row = recorded.row
     folder = Path(row["output_dir"]) if row["output_dir"] else None
     checkpoints = tuple(complete_checkpoints(folder / CHECKPOINTS)) if folder is not None else ()
     adapter = folder / ADAPTER if folder is not None else None
     if adapter is not None and not (adapter / ADAPTER_CONFIG).is_file():
         adapter = None
-    return RunInfo(row, config, checkpoints, adapter)
+    return RunInfo(row, recorded.config, checkpoints, adapter)
 
 
 def run_curves(store, run_id: str) -> RunCurves:

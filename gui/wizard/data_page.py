@@ -109,18 +109,22 @@ class RoleEditor(QWidget):
         read_row.addSpacing(12)
         read_row.addWidget(QLabel("Template:"))
         read_row.addWidget(self.template)
-        read_row.addSpacing(12)
-        read_row.addWidget(QLabel("Columns:"))
+        read_row.addStretch(1)
+        # The column mapping has a row of its own: beside the format it made the page wider than a
+        # 1024-pixel screen.
+        columns_row = QHBoxLayout()
+        columns_row.addWidget(QLabel("Columns:"))
         for name, combo in self.columns.items():
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(10)
-            read_row.addWidget(QLabel(f"{name}"))
-            read_row.addWidget(combo)
-        read_row.addStretch(1)
+            columns_row.addWidget(QLabel(f"{name}"))
+            columns_row.addWidget(combo)
+        columns_row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(about)
         layout.addLayout(file_row)
         layout.addLayout(read_row)
+        layout.addLayout(columns_row)
         status_row = QHBoxLayout()
         status_row.addWidget(self.status, 1)
         status_row.addWidget(self.fix, 0, Qt.AlignmentFlag.AlignTop)
@@ -314,8 +318,10 @@ class DataPage(QWizardPage):
             mark = " …"
         elif editor.source() is None:
             mark = " ✗" if editor.required else " (not used)"
+        elif not editor.valid:
+            mark = " ✗"
         else:
-            mark = " ✓" if editor.valid else " ✗"
+            mark = " ⚠" if editor.advice is not None else " ✓"
         self.tabs.setTabText(index, role + mark)
         self.tabs.tabBar().setTabTextColor(index, Qt.GlobalColor.darkRed if mark == " ✗" else Qt.GlobalColor.black)
         self.completeChanged.emit()

@@ -4,7 +4,7 @@ toggle; the equivalent project TOML and command line, copyable."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
+    QListView,
     QListWidgetItem,
     QMessageBox,
     QPlainTextEdit,
@@ -41,6 +42,32 @@ def _copy_button(source: QPlainTextEdit | QLabel, text: str = "Copy") -> QPushBu
     return button
 
 
+class MethodList(QListWidget):
+    """The methods, each with its description wrapped whole: Qt sizes wrapped list items for a width
+    of its own choosing, which cut the longer descriptions (ELM's) short; here each item is as tall
+    as its text at the list's width, measured again when the width changes."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("methodList")
+        self.setWordWrap(True)
+        self.setSpacing(2)
+        self.setMinimumWidth(250)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+
+    def fit_items(self) -> None:
+        width = self.viewport().width() - 2 * self.spacing() - 8
+        metrics = self.fontMetrics()
+        for row in range(self.count()):
+            item = self.item(row)
+            text = metrics.boundingRect(0, 0, width, 100_000, int(Qt.TextFlag.TextWordWrap), item.text())
+            item.setSizeHint(QSize(width, text.height() + 6))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.fit_items()
+
+
 class MethodPage(QWizardPage):
     methods_shown = Signal()
 
@@ -53,11 +80,7 @@ class MethodPage(QWizardPage):
         self.fields: dict[str, tuple[Field, object]] = {}  # key -> (field, Hyperparameter or Setting)
         self.method_cls = None
 
-        self.list = QListWidget()
-        self.list.setObjectName("methodList")
-        self.list.setWordWrap(True)
-        self.list.setSpacing(2)
-        self.list.setMinimumWidth(250)
+        self.list = MethodList()
         self.list.addItem("Loading the methods…")
         self.list.currentItemChanged.connect(self._method_selected)
 
@@ -159,6 +182,7 @@ class MethodPage(QWizardPage):
             item.setData(NAME_ROLE, cls.name)
             item.setToolTip(cls.paper)
             self.list.addItem(item)
+        self.list.fit_items()
         self.list.blockSignals(False)
         names = [cls.name for cls in methods]
         self.select_method(current if current in names else names[0], keep_settings=current in names)

@@ -31,9 +31,10 @@ def test_quitting_during_a_run_cancels_it_and_the_run_resumes_later(qtbot, tmp_p
     qtbot.addWidget(second)
     second.show()
     assert second.open_project(project)
-    with qtbot.waitSignal(second.runs.history_shown, timeout=WAIT_MS):
-        second.runs.table.select_runs([session.run_id])
+    second.runs.table.select_runs([session.run_id])
     monitor = second.runs.monitor
+    # The record and curves come first, the checkpoints (which say it can resume) right after.
+    qtbot.waitUntil(lambda: monitor.curve_points("loss/total") >= 2 and second.runs.info is not None, timeout=WAIT_MS)
     assert monitor.resume_button.isVisible() and second.menu_actions.resume.isEnabled()
     assert monitor.curve_points("loss/total") >= 2  # the recorded curves of the cancelled run
     last_step = int(max(monitor.curves["loss/total"].getOriginalDataset()[0]))
