@@ -79,6 +79,19 @@ def npo_loss(nll_theta: torch.Tensor, nll_ref: torch.Tensor, beta: float) -> tor
     return -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).mean()
 
 
+def simnpo_loss(mean_nll_theta: torch.Tensor, beta: float, delta: float = 0.0) -> torch.Tensor:
+    """SimNPO (Fan et al., arXiv 2410.07163, eq. 4), [B] → scalar: NPO without the reference model,
+    its sequence log-likelihood normalised by the answer's length,
+
+        L = −(2/β) · mean_b log σ(β·(ℓθ_b − δ)),   ℓθ_b = −log pθ(y_b|x_b) / |y_b|,
+
+    as open-unlearning computes it (trainer/unlearn/simnpo.py: the summed NLL over the answer
+    tokens divided by their count, minus δ; the paper writes the margin as γ = β·δ).
+    ``mean_nll_theta`` is ``sequence_nll(..., "mean")``. It falls as the answers become unlikely,
+    and its gradient fades once ℓθ_b is well above δ + 1/β."""
+    return -(2.0 / beta) * F.logsigmoid(beta * (mean_nll_theta - delta)).mean()
+
+
 def kl_to_reference(logits_ref: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """KL(p0 ‖ pθ), summed over the vocabulary, averaged over the masked positions.
 

@@ -13,14 +13,14 @@ from tiny_models import N_LAYERS, build_tiny_model  # noqa: E402
 from unlearn_studio.core.data.templates import collate, pad_token_id_for, tokenize_rows  # noqa: E402
 from unlearn_studio.core.errors import UserError  # noqa: E402
 from unlearn_studio.core.methods.base import Batch, MethodContext, all_terms, forward_logits  # noqa: E402
-from unlearn_studio.core.methods.losses import mean_answer_ce  # noqa: E402
+from unlearn_studio.core.methods.losses import mean_answer_ce, sequence_nll, simnpo_loss  # noqa: E402
 from unlearn_studio.core.methods.registry import all_methods, get_method, register  # noqa: E402
 from unlearn_studio.core.methods.rmu import default_layer  # noqa: E402
 from unlearn_studio.core.model.loading import attach_lora, load_model  # noqa: E402
 from unlearn_studio.core.project.config import RunConfig  # noqa: E402
 
 PROJECTS = Path(__file__).resolve().parents[2] / "projects"
-BASELINES = ("grad_ascent", "grad_diff", "npo", "rmu", "sft")
+BASELINES = ("grad_ascent", "grad_diff", "npo", "rmu", "sft", "simnpo")
 
 ROWS = {
     "forget": [
@@ -40,8 +40,11 @@ ROWS = {
 }
 ROLES_FOR = {
     "grad_ascent": ("forget",), "grad_diff": ("forget", "retain"), "npo": ("forget", "retain"),
-    "rmu": ("forget", "retain"), "sft": ("expert",),
+    "rmu": ("forget", "retain"), "sft": ("expert",), "simnpo": ("forget", "retain"),
 }
+# A random tiny model already finds every answer unlikely (mean NLL about log(vocabulary) = 7), where
+# SimNPO's push has faded; a margin above that keeps it pushing.
+TRAIN_PARAMS = {"simnpo": {"delta": 9.0}}
 
 
 @pytest.fixture(scope="module")
@@ -116,13 +119,17 @@ def check_rmu(before, after, ce_before, ce_after):
     assert after["forget"] < before["forget"]
 
 
+def check_simnpo(before, after, ce_before, ce_after):
+    assert after["forget"] < before["forget"] and ce_after > ce_before
+
+
 def check_sft(before, after, ce_before, ce_after):
     assert after["sft"] < before["sft"] and ce_after < ce_before
 
 
 OBJECTIVES = {
     "grad_ascent": check_grad_ascent, "grad_diff": check_grad_diff, "npo": check_npo,
-    "rmu": check_rmu, "sft": check_sft,
+    "rmu": check_rmu, "sft": check_sft, "simnpo": check_simnpo,
 }
 
 
@@ -132,7 +139,7 @@ def test_training_improves_the_methods_own_objective(name, tiny_dir):
     cls = get_method(name)
     context, batches, base_count = setup_run(tiny_dir, ROLES_FOR[name])
     params_after_attach = {n: p.data_ptr() for n, p in context.model.named_parameters()}
-    method = cls()
+    method = cls(TRAIN_PARAMS.get(name))
     method.prepare(context, {role: [batch] for role, batch in batches.items()})
     main = batches[cls.roles.required[0]]
     reference_before = original_logits(context, main)
@@ -186,6 +193,27 @@ def test_npo_without_retain_data_has_only_the_forget_term(tiny_dir):
     context, batches, _ = setup_run(tiny_dir, ("forget",))
     terms = all_terms(get_method("npo")().loss_terms(context, batches))
     assert set(terms) == {"forget"}
+
+
+def test_simnpo_loss_is_npo_on_the_mean_token_nll_without_a_reference():
+    mean_nll = torch.tensor([0.5, 2.0, 8.0], requires_grad=True)
+    loss = simnpo_loss(mean_nll, beta=4.5, delta=1.0)
+    expected = -(2 / 4.5) * sum(math.log(1 / (1 + math.exp(-4.5 * (x - 1.0)))) for x in (0.5, 2.0, 8.0)) / 3
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    grad = mean_nll.grad.tolist()
+    assert all(g < 0 for g in grad)  # raising an answer's NLL lowers the loss
+    assert abs(grad[2]) < 1e-3 * abs(grad[0])  # and the push fades once the answer is unlikely
+
+
+def test_simnpo_uses_the_mean_not_the_sum_of_the_answer_nll(tiny_dir):
+    context, batches, _ = setup_run(tiny_dir, ("forget",))
+    terms = all_terms(get_method("simnpo")({"beta": 2.0}).loss_terms(context, batches))
+    assert set(terms) == {"forget"}
+    forget = batches["forget"]
+    with torch.no_grad():
+        mean_nll = sequence_nll(forward_logits(context.model, forget), forget.labels, reduction="mean")
+    assert float(terms["forget"]) == pytest.approx(float(simnpo_loss(mean_nll, 2.0)), rel=1e-5)
 
 
 def test_rmu_control_vector_is_seeded_and_scaled(tiny_dir):
