@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -25,10 +25,15 @@ from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.methods.base import TrainWith, UnlearningMethod, check_stages
 from unlearn_studio.core.methods.registry import get_method
 from unlearn_studio.core.model import loading as models
+from unlearn_studio.core.model.memory_savers import enable_gradient_checkpointing
 from unlearn_studio.core.project.config import RunConfig
 from unlearn_studio.core.run.checkpoint import find_checkpoint
 from unlearn_studio.core.run.data import RoleData, load_roles, steps_per_epoch, tokenize_roles
+from unlearn_studio.core.run.precision import PrecisionChoice, choose_precision
 from unlearn_studio.core.run.resume import ResumePlan, check_checkpoint_weights, input_digests, plan_resume
+from unlearn_studio.core.run.sharded import configure_for_run, process_group_kwargs
+from unlearn_studio.core.run.threads import apply_threads, choose_threads
+from unlearn_studio.core.run.tracking import check_trackers
 
 MethodSpec = UnlearningMethod | type[UnlearningMethod] | None
 
@@ -47,6 +52,7 @@ class Prepared:
     epoch_role: str  # the role whose passes count as epochs
     inputs: dict[str, str | None]  # digests of the data files and the model folder
     resume: ResumePlan | None
+    notes: list[str] = field(default_factory=list)  # lines for the run's log: precision, threads
 
 
 def resolve_method(config: RunConfig, method: MethodSpec = None) -> UnlearningMethod:
@@ -75,20 +81,26 @@ def _stop_point(should_stop: Callable[[], bool] | None) -> None:
         raise Cancelled("the run was cancelled while it was being prepared")
 
 
-def make_accelerator(config: RunConfig, device: str) -> Accelerator:
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+def make_accelerator(config: RunConfig, device: str, precision: PrecisionChoice) -> Accelerator:
+    """The run's accelerator, with the chosen mixed precision, configured for DeepSpeed or FSDP
+    when the launcher asked for them (a UserError for a set-up that would save a wrong adapter)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
         # accelerate keeps process-wide state, and the app runs many runs in one process, each
         # with its own device and precision; a single process can safely start it afresh.
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
-    precision = config.training.mixed_precision
+    t = config.training
     try:
-        return Accelerator(mixed_precision=precision, gradient_accumulation_steps=config.training.grad_accum,
-                           cpu=device == "cpu")
+        accelerator = Accelerator(mixed_precision=precision.mixed_precision, gradient_accumulation_steps=t.grad_accum,
+                                  cpu=device == "cpu", kwargs_handlers=process_group_kwargs(device, world))
     except ValueError as exc:
-        raise UserError(f"training.mixed_precision = \"{precision}\" cannot be used on {device}: {exc}",
+        raise UserError(f"Mixed precision {precision.mixed_precision} ({precision.reason}) cannot be used on "
+                        f"{device}: {exc}",
                         "Set training.mixed_precision = \"no\" (or \"bf16\"), or choose another "
                         "model.device.") from exc
+    configure_for_run(accelerator, batch_size=t.batch_size, grad_accum=t.grad_accum, max_grad_norm=t.max_grad_norm)
+    return accelerator
 
 
 def total_steps(config: RunConfig, method: UnlearningMethod, data: dict[str, RoleData], world: int) -> tuple[int, str]:
@@ -158,13 +170,22 @@ def prepare(config: RunConfig, method: UnlearningMethod, *, store=None, resume: 
                             f"which is not in the project store {store.path}",
                             "Resume with the store the run was started with (--store), or without one.") from None
     source = config.model_source()
+    check_trackers(config)
+    # The model's config first (a meta-device build, no weights): a model that cannot be trained
+    # here (an encoder, an unknown architecture) is refused before the data is read.
+    models.describe_model_folder(source, dtype=config.model.dtype, device=config.model.device,
+                                 trust_remote_code=config.model.trust_remote_code,
+                                 allow_network=config.model.allow_network)
     data = check_data(config, method)
     inputs = input_digests(config, list(data))
     plan = plan_resume(config, checkpoint, inputs) if checkpoint is not None else None
     _stop_point(should_stop)
 
     device = models.resolve_device(config.model.device)
-    accelerator = make_accelerator(config, device)
+    threads = choose_threads(config.training.threads)
+    apply_threads(threads)
+    precision = choose_precision(config.training.mixed_precision, device)
+    accelerator = make_accelerator(config, device, precision)
     dtype = config.model.dtype
     if accelerator.num_processes > 1:
         # Every process would load onto the same first GPU; load on the CPU and let accelerate
@@ -172,12 +193,14 @@ def prepare(config: RunConfig, method: UnlearningMethod, *, store=None, resume: 
         dtype = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(models.resolve_dtype(dtype, device), "fp32")
         device = "cpu"
     loaded = models.load_model(source, dtype=dtype, device=device, trust_remote_code=config.model.trust_remote_code,
-                               allow_network=config.model.allow_network)
+                               allow_network=config.model.allow_network, quantization=config.model.quantization)
     check_weights_finite(loaded.model, config.model.path)
     _stop_point(should_stop)
     # The seed is set right before the LoRA weights are drawn, so a resumed run rebuilds the
     # same starting point (and the same method.prepare) as the run it continues.
     set_seed(config.training.seed)
+    if config.training.gradient_checkpointing:
+        enable_gradient_checkpointing(loaded.model, config.model.path)
     lora = config.lora
     model = models.attach_lora(loaded.model, r=lora.r, alpha=lora.alpha, dropout=lora.dropout,
                                roles=lora.roles, layers=lora.layers)
@@ -189,4 +212,5 @@ def prepare(config: RunConfig, method: UnlearningMethod, *, store=None, resume: 
         raise UserError(f"The checkpoint {plan.checkpoint.path} is at step {plan.checkpoint.step}, past the "
                         f"{steps} steps the project now asks for",
                         "Give training.max_steps (or epochs) at least the checkpoint's step to resume.")
-    return Prepared(config, method, data, accelerator, model, loaded.tokenizer, steps, epoch_role, inputs, plan)
+    notes = [precision.describe(loaded.facts.dtype, config.model.quantization), threads.describe()]
+    return Prepared(config, method, data, accelerator, model, loaded.tokenizer, steps, epoch_role, inputs, plan, notes)

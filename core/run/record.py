@@ -28,6 +28,7 @@ from unlearn_studio.core.events import (
 from unlearn_studio.core.files import check_output_folder, mark_as_own, own_kind
 from unlearn_studio.core.project.config import RunConfig
 from unlearn_studio.core.run.failures import SaveError, failure_record
+from unlearn_studio.core.run.tracking import RunTrackers, start_trackers
 
 # Store writes are batched, and every checkpoint flushes them: a crash loses at most the metrics of
 # the steps after the last checkpoint (or this many), which a resume from it trains again.
@@ -91,6 +92,12 @@ class RunRecord:
         # A resumed run trains the steps after its checkpoint again: their earlier metrics are
         # replaced, in the same transaction, by the first ones it logs (none are lost before that).
         self.replace_metrics_after: int | None = None
+        self.trackers = RunTrackers()  # TensorBoard and friends, once the run has its folder
+
+    def start_tracking(self) -> None:
+        """Every step's numbers also to the project's trackers (tracking.py), in the run's folder."""
+        self.trackers = start_trackers(self.config, self.output_dir, self.run_id, main_process=self.main_process,
+                                       log=self.log)
 
     # ---- opening ----------------------------------------------------------------------------------
 
@@ -145,13 +152,15 @@ class RunRecord:
         self.emit(LogEvent(self.run_id, level, message))
 
     def close(self) -> None:
-        """Deliver what the batcher still holds."""
+        """Close the trackers and deliver what the batcher still holds."""
+        self.trackers.finish()
         if self.batcher is not None:
             self.batcher.flush()
 
     # ---- metrics ----------------------------------------------------------------------------------
 
     def add_metrics(self, step: int, values: dict[str, float]) -> None:
+        self.trackers.log(step, values)
         if self.store is None:
             return
         self.pending_metrics.append((step, values))

@@ -24,6 +24,7 @@ from unlearn_studio.core.run.failures import SaveError, describe_failure
 from unlearn_studio.core.run.preparation import Prepared
 from unlearn_studio.core.run.record import RunRecord, RunResult
 from unlearn_studio.core.run.resume import restore_method_and_rngs, restore_progress
+from unlearn_studio.core.run.sharded import adapter_state, save_adapter
 from unlearn_studio.core.run.steps import StepLoop, broadcast
 
 PREPARE_BATCHES = 4  # batches per role handed to method.prepare
@@ -64,6 +65,7 @@ class TrainingRun:
         if plan is None:
             self.record.start(project_id=project_id, project_file=project_file)
             self.record.status("running", f"{self.p.total_steps} steps")
+            self.started()
             return
         checkpoint = plan.checkpoint
         self.record.take_up(checkpoint.run_id, checkpoint.run_dir, replace_metrics_after=checkpoint.step,
@@ -73,6 +75,13 @@ class TrainingRun:
         if changes:
             self.record.log("info", f"Resumed with changed settings, in effect from step {checkpoint.step + 1}: "
                                     f"{changes}")
+        self.started()
+
+    def started(self) -> None:
+        """What the run's log says about how it runs (precision, threads, trackers)."""
+        for note in self.p.notes:
+            self.record.log("info", note)
+        self.record.start_tracking()
 
     # ---- from the start to the end of training ----------------------------------------------------
 
@@ -161,10 +170,12 @@ class TrainingRun:
                                         f"{loop.step}")
         loop.check_weights()
         adapter = self.record.output_dir / ADAPTER
+        state = adapter_state(self.p.accelerator, p.model)  # every process: a collective when sharded
         if self.p.accelerator.is_main_process:
             try:
                 # Written again when a stopped run is resumed and ends: the run's own adapter.
-                write_dir_atomically(adapter, p.model.save_pretrained, kind="adapter", overwrite=True)
+                write_dir_atomically(adapter, lambda folder: save_adapter(p.model, folder, state), kind="adapter",
+                                     overwrite=True)
             except (OSError, RuntimeError) as exc:
                 raise SaveError(f"the adapter of step {loop.step}", adapter, exc) from exc
         self.p.accelerator.wait_for_everyone()
