@@ -153,6 +153,7 @@ class MainWindow(QMainWindow):
         if self.runs is not None:
             self.runs.show_project(self.store, self.project_id)
         self.update_actions()
+        self.manager.offer_last_session()
         self.store_ready.emit()
 
     def plots_loaded(self) -> None:

@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 USABLE = ("finished", "stopped")
 
 
+def _last_session(store):
+    # history.py reads checkpoints (torch): imported on the worker.
+    from unlearn_studio.core.run.history import last_session_interrupted
+
+    return last_session_interrupted(store)
+
+
 class RunManager(QObject):
     run_started = Signal(object)  # the RunSession of a run just started
     run_ended = Signal(object, object)  # the RunSession and its RunResult (None when it did not start)
@@ -38,6 +45,7 @@ class RunManager(QObject):
         self.queue = window.queue
         self.session: RunSession | None = None
         self.wizard = None
+        self.last_session_box = None  # the offer to resume the run the last session left unfinished
         self.queue.changed.connect(self.changed)
 
     # ---- state -----------------------------------------------------------------------------------
@@ -185,6 +193,38 @@ class RunManager(QObject):
         self.run_ended.emit(session, None)
         self.changed.emit()
         self._start_next()
+
+    # ---- the run the last session left unfinished -------------------------------------------------
+
+    def offer_last_session(self) -> None:
+        """Once the store is open: if the app last closed (or crashed) while a run trained, offer to
+        resume that run from where it can go on."""
+        store = self.store
+        if store is None or store.readonly:
+            return
+        self.window.jobs.start(lambda ctx: _last_session(store), self._offer,
+                               name="Looking for a run the last session left unfinished")
+
+    def _offer(self, found) -> None:
+        if found is None or found.resume is None or self.running():
+            return
+        project = found.project["name"] if found.project else "its project"
+        box = QMessageBox(QMessageBox.Icon.Question, "Resume the interrupted run?",
+                          f"Unlearn Studio closed while {run_label(found.run)} of “{project}” was training. "
+                          f"It can go on from step {found.resume.step}, where its last checkpoint is.",
+                          parent=self.window)
+        box.setObjectName("resumeLastSessionDialog")
+        resume = box.addButton("Resume it", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
+        box.finished.connect(lambda _: box.clickedButton() is resume and self._resume_last(found))
+        box.open()
+        self.last_session_box = box
+
+    def _resume_last(self, found) -> None:
+        path = Path(found.project["path"]) if found.project and found.project.get("path") else None
+        if path is not None and path.is_file() and path != self.window.page.project_path:
+            self.window.open_project(path)
+        self.resume_run(found.run["id"])
 
     # ---- actions on the selected run -------------------------------------------------------------
 

@@ -1,17 +1,20 @@
 """What the app shows about one recorded run, asked of core instead of read from folders and JSON:
-its config snapshot, how many steps it was to train, its whole checkpoints, whether it can be
-resumed, its saved adapter, and its recorded metric curves."""
+its config snapshot, how many steps it was to train, where it can be resumed from
+(core/run/history.py), its saved adapter, and its recorded metric curves."""
 
 from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.project.config import RunConfig
 
-RESUMABLE = ("interrupted", "cancelled", "failed")  # ended early; a checkpoint lets them go on
+if TYPE_CHECKING:
+    from unlearn_studio.core.run.history import ResumePoint
+
 ADAPTER_CONFIG = "adapter_config.json"
 
 
@@ -19,7 +22,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 class RunInfo:
     row: dict  # the store's runs row
     config: RunConfig | None  # None when the snapshot no longer reads (a method since removed, …)
-    checkpoints: tuple[Path, ...] = ()  # whole checkpoints, oldest first
+    resume: ResumePoint | None = None  # where it can go on from, when it can
     adapter_dir: Path | None = None  # the final adapter, when the run saved one
 
     @property
@@ -37,7 +40,7 @@ class RunInfo:
 
     @property
     def resumable(self) -> bool:
-        return self.status in RESUMABLE and bool(self.checkpoints)
+        return self.resume is not None
 
 
 @dataclass
@@ -62,19 +65,18 @@ def recorded_run(store, run_id: str) -> RunInfo:
 
 
 def run_info(store, run_id: str) -> RunInfo:
-    """The run with its whole checkpoints and its final adapter."""
-    # checkpoint.py imports torch: only here, so that the app reads a run's record and curves
-    # before torch has loaded (it takes seconds at start-up; bench/bench_startup.py).
-    from unlearn_studio.core.run.checkpoint import ADAPTER, CHECKPOINTS, complete_checkpoints
+    """The run with where it resumes from and its final adapter."""
+    # The run's files are read by modules that import torch: only here, so that the app reads a
+    # run's record and curves before torch has loaded (seconds at start-up; bench/bench_startup.py).
+    from unlearn_studio.core.run.checkpoint import ADAPTER
+    from unlearn_studio.core.run.history import resume_point
 
     recorded = recorded_run(store, run_id)
     row = recorded.row
-    folder = Path(row["output_dir"]) if row["output_dir"] else None
-    checkpoints = tuple(complete_checkpoints(folder / CHECKPOINTS)) if folder is not None else ()
-    adapter = folder / ADAPTER if folder is not None else None
+    adapter = Path(row["output_dir"]) / ADAPTER if row["output_dir"] else None
     if adapter is not None and not (adapter / ADAPTER_CONFIG).is_file():
         adapter = None
-    return RunInfo(row, recorded.config, checkpoints, adapter)
+    return RunInfo(row, recorded.config, resume_point(row), adapter)
 
 
 def run_curves(store, run_id: str) -> RunCurves:

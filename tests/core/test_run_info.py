@@ -21,7 +21,7 @@ def test_a_cancelled_run_with_a_whole_checkpoint_can_resume(tmp_path):
         run_id = recorded(store, tmp_path / "run", "cancelled")
         info = run_info(store, run_id)
         assert info.total_steps == RunConfig.load(demo_project()).training.max_steps
-        assert info.checkpoints == () and not info.resumable and info.adapter_dir is None
+        assert info.resume is None and not info.resumable and info.adapter_dir is None
         half = tmp_path / "run" / "checkpoints" / "step-000004"
         half.mkdir(parents=True)  # no state.json: an interrupted write, never used
         whole = tmp_path / "run" / "checkpoints" / "step-000002"
@@ -29,7 +29,7 @@ def test_a_cancelled_run_with_a_whole_checkpoint_can_resume(tmp_path):
         (whole / "state.json").write_text("{}")
         mark_as_own(whole, "checkpoint")
         info = run_info(store, run_id)
-        assert info.checkpoints == (whole,) and info.resumable
+        assert info.resumable and info.resume.checkpoint == whole and info.resume.step == 2
         store.set_status(run_id, "finished")
         assert not run_info(store, run_id).resumable  # a finished run has nothing to resume
 

@@ -53,3 +53,22 @@ def test_evaluate_now_fills_the_table_the_answers_and_the_frontier(qtbot, window
     view.tabs.setCurrentIndex(2)
     screenshots(window, "evaluation_frontier")
     assert any("(this run)" in label for label in view.frontier.labels())
+
+
+@pytest.mark.slow
+def test_while_a_run_trains_its_numbers_before_training_show(qtbot, window, start_short_run):
+    """The log says the Evaluation tab shows them; the tab must not say they come later."""
+    from unlearn_studio.core.events import EvaluationEvent
+
+    _project, session = start_short_run(window, steps=400, suite="fast")
+    with qtbot.waitSignal(session.event, timeout=WAIT_MS,
+                          check_params_cb=lambda e: isinstance(e, EvaluationEvent) and e.phase == "before"):
+        pass
+    view = window.runs.evaluation
+    qtbot.waitUntil(lambda: view.report is not None and view.report.before and view.table.rowCount() > 0,
+                    timeout=WAIT_MS)
+    assert view.heading.text().startswith("Before training:")
+    assert "the Evaluation tab shows them" in window.runs.monitor.log.toPlainText()
+    assert view.table.item(0, 1).text() != "–" and view.table.item(0, 2).text() == "–"  # before, no after yet
+    with qtbot.waitSignal(session.ended, timeout=WAIT_MS):
+        session.cancel()

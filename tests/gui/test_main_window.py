@@ -161,3 +161,14 @@ def test_delete_run_never_deletes_a_folder_the_app_did_not_create(qtbot, window,
     assert (folder / "thesis.txt").read_text() == "mine"
     assert str(folder) in window.statusBar().currentMessage()
     assert run_id not in [run["id"] for run in window.store.runs()]
+
+
+def test_the_data_sets_tab_never_shows_a_selected_row_beside_select_a_data_set(qtbot, window):
+    """Issue 17, item 4: the first row is selected and its preview (or that it is being read) is said."""
+    window.open_project(demo_project())
+    page = window.page
+    assert page.datasets.selectionModel().selectedRows()[0].row() == 0
+    assert page.preview_label.text() in ("Reading the forget data…",) or page.preview_label.text().startswith(
+        "Preview of forget")
+    qtbot.waitUntil(lambda: "forget" in page.summaries, timeout=SUMMARY_TIMEOUT_MS)
+    assert page.preview_label.text().startswith("Preview of forget") and page.preview.rowCount() > 0

@@ -51,3 +51,35 @@ def test_quitting_during_a_run_cancels_it_and_the_run_resumes_later(qtbot, tmp_p
     assert ended.args[0].status == "stopped" and ended.args[0].run_id == session.run_id
     second.close()
     store.close()
+
+
+def test_the_run_the_last_session_left_unfinished_is_offered_for_resuming(qtbot, tmp_path, short_project,
+                                                                          monkeypatch):
+    """A run still "running" when the app was killed is marked interrupted by the next writer; the
+    next window offers to go on with it from its last checkpoint."""
+    from unlearn_studio.core.files import mark_as_own
+    from unlearn_studio.core.project.config import RunConfig
+    from unlearn_studio.core.project.store import Store
+
+    project = short_project()
+    config = RunConfig.load(project)
+    with Store.open(tmp_path / "store.db") as killed:  # what a killed session leaves behind
+        run_id = killed.start_run(killed.ensure_project(config.name, project), config, tmp_path / "runs" / "r")
+        checkpoint = tmp_path / "runs" / "r" / "checkpoints" / "step-000004"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "state.json").write_text('{"step": 4}')
+        mark_as_own(checkpoint, "checkpoint")
+    store, _ = open_store(str(tmp_path / "store.db"))
+    assert store.run(run_id)["status"] == "interrupted"
+    resumed = []
+    window = MainWindow(store)
+    qtbot.addWidget(window)
+    monkeypatch.setattr(window.manager, "resume_run", lambda run_id: resumed.append(run_id))
+    qtbot.waitUntil(lambda: window.manager.last_session_box is not None, timeout=WAIT_MS)
+    box = window.manager.last_session_box
+    assert "Short GradDiff" in box.text() and "step 4" in box.text()
+    resume = next(b for b in box.buttons() if b.text() == "Resume it")
+    resume.click()
+    assert resumed == [run_id] and window.page.project_path == project
+    window.close()
+    store.close()
