@@ -11,8 +11,9 @@ one thread and 4.9-7.4 s with two (bench/bench_threads.py measures this machine)
 3. else the physical cores this process may use (its CPU affinity and cgroup quota), shared
    among the processes the launcher started on this machine, less one core for the app's
    window when the run is started from a worker thread (the app trains on a worker thread; its
-   main thread draws the window). Data loading takes no core of its own: batches are collated
-   on the training thread between steps, with no loader processes.
+   main thread draws the window), less the cores other processes keep busy as the run starts
+   (sampled for a quarter second from /proc/stat, alone on Linux). Data loading takes no core of
+   its own: batches are collated on the training thread between steps, with no loader processes.
 
 It is never below 1, and the run's log says which rule chose it.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,9 @@ import psutil
 import torch
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+PROC_STAT = Path("/proc/stat")
 GUI_CORES = 1  # left to the app's window when a run trains on a worker thread
+BUSY_SAMPLE_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,27 @@ def usable_physical_cores() -> int:
     return cores
 
 
+def _busy_ticks() -> tuple[int, int]:
+    """(ticks every CPU was busy, ticks this process used) since boot."""
+    fields = [int(x) for x in PROC_STAT.read_text(encoding="ascii").splitlines()[0].split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]  # less idle and iowait
+    own = sum(os.times()[:2]) * os.sysconf("SC_CLK_TCK")
+    return busy, int(own)
+
+
+def busy_elsewhere(seconds: float = BUSY_SAMPLE_S) -> float | None:
+    """Cores other processes keep busy right now (sampled over ``seconds``); None where /proc/stat
+    cannot tell (not Linux)."""
+    try:
+        busy0, own0 = _busy_ticks()
+        time.sleep(seconds)
+        busy1, own1 = _busy_ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+    ticks = seconds * os.sysconf("SC_CLK_TCK")
+    return max(0.0, (busy1 - busy0 - (own1 - own0)) / ticks)
+
+
 def local_processes(environ: Mapping[str, str] = os.environ) -> int:
     """Processes of this run on this machine (torchrun and accelerate set LOCAL_WORLD_SIZE)."""
     try:
@@ -90,9 +115,10 @@ def started_in_app() -> bool:
 
 
 def choose_threads(setting: int | None = None, *, environ: Mapping[str, str] = os.environ,
-                   in_app: bool | None = None, cores: int | None = None) -> ThreadChoice:
-    """The thread count by the rules of the module docstring. ``in_app`` and ``cores`` default to
-    what this process sees (tests and the thread benchmark pass their own)."""
+                   in_app: bool | None = None, cores: int | None = None, busy: float | None = None) -> ThreadChoice:
+    """The thread count by the rules of the module docstring. ``in_app``, ``cores`` and ``busy``
+    (cores busy with other processes) default to what this machine shows now (tests and the thread
+    benchmark pass their own)."""
     if setting is not None:
         return ThreadChoice(max(1, int(setting)), "training.threads in the project")
     from_env = environ.get("OMP_NUM_THREADS", "").strip()
@@ -103,11 +129,17 @@ def choose_threads(setting: int | None = None, *, environ: Mapping[str, str] = o
     in_app = started_in_app() if in_app is None else in_app
     share = cores // processes if processes > 1 else cores
     parts = [f"{cores} physical core{'s' if cores != 1 else ''}"]
-    if processes > 1:
+    if processes > 1:  # the other processes are this run's: the launcher laid them out
         parts.append(f"shared by {processes} processes")
     if in_app:
         share -= GUI_CORES
         parts.append(f"{GUI_CORES} left to the app's window")
+    if processes == 1:
+        busy = busy_elsewhere() if busy is None else busy
+        taken = round(busy) if busy is not None else 0
+        if taken > 0:
+            share -= taken
+            parts.append(f"{busy:.1f} busy with other processes")
     return ThreadChoice(max(1, share), ", ".join(parts))
 
 
