@@ -36,6 +36,7 @@ from unlearn_studio.core.methods.icu.refine import (
     stop_cut_points,
     token_f1,
 )
+from unlearn_studio.core.methods.icu.method import shared_tokens
 from unlearn_studio.core.methods.losses import mean_answer_ce
 from unlearn_studio.core.methods.registry import get_method
 from unlearn_studio.core.model.loading import attach_lora, load_model
@@ -329,6 +330,31 @@ def test_unlearn_span_suffix_leaves_the_prefix_out_of_the_ascent(context, monkey
         assert all_terms(suffix.loss_terms(context, {"forget": batch}))["unlearn"] == pytest.approx(
             float(expected_suffix))
     assert float(expected_whole) != pytest.approx(float(expected_suffix))
+
+
+def test_shared_tokens_are_those_of_half_the_records_or_more():
+    examples = [{"input_ids": [1, 5, 6, 2]}, {"input_ids": [1, 7, 6, 6, 2]}, {"input_ids": [1, 8, 9, 2]},
+                {"input_ids": [1, 5, 9]}]
+    assert shared_tokens(examples) == {1, 2, 5, 6, 9}
+    assert shared_tokens(examples, share=0.75) == {1, 2}
+    assert shared_tokens(examples[:1]) == set()
+
+
+def test_unlearn_span_distinct_leaves_the_prefix_and_the_shared_template_out_of_the_ascent(context, monkeypatch):
+    scripted_refinements(monkeypatch, [([1, 1, 1], 1.0, 1.0)])
+    stream = RoleStream("forget", context.data["forget"].examples, 3, 0, context.tokenizer.eos_token_id)
+    batch = stream.next_batch()
+    distinct, _, _ = prepared(context, {"unlearn_span": "distinct"})
+    shared = shared_tokens(context.data["retain"].examples)
+    assert shared and distinct.shared_tokens == shared
+    labels = batch.labels.clone()
+    for i, row in enumerate(batch.extra["index"].tolist()):
+        labels[i, :distinct.records[row].n_prefix] = -100
+        labels[i, [t in shared for t in labels[i].tolist()]] = -100
+    assert (labels != -100).any() and ((labels != -100) != (batch.labels != -100)).any()
+    with torch.no_grad():
+        expected = -mean_answer_ce(forward_logits(context.model, batch), labels)
+        assert all_terms(distinct.loss_terms(context, {"forget": batch}))["unlearn"] == pytest.approx(float(expected))
 
 
 # ---- neighbours -----------------------------------------------------------------------------------

@@ -38,7 +38,9 @@ Where we differ from the authors' code, and why:
   folder is given (the authors: all-MiniLM-L6-v2 with faiss).
 - Two options of ours, off by default: ``unlearn_span = "suffix"`` leaves a target's prefix out
   of the gradient ascent (records that share a template, like the demo's, otherwise ascend on the
-  template too); ``flag_by_memorization`` keeps a target active while its own MA or EL is at or
+  template too), and ``"distinct"`` also the suffix tokens that half or more of the neighbour pool's
+  records contain (the template's words and punctuation inside the suffix), so that the ascent
+  falls on what is the target's own; ``flag_by_memorization`` keeps a target active while its own MA or EL is at or
   above the stop thresholds, because a continuation that goes astray at its first token says
   nothing about the later tokens, which teacher-forced MA and EL still find.
 """
@@ -118,9 +120,11 @@ class ICU(UnlearningMethod):
                        "neighbour search; empty = the model's own mean-pooled hidden states",
                        "ours (the authors: all-MiniLM-L6-v2)", advanced=True),
         Hyperparameter("unlearn_span", str, "sequence", "tokens of a target the gradient ascent covers: the "
-                       "whole sequence, or only the suffix the refinement checks", f"{PAPER}: the whole "
-                       "sequence; \"suffix\" is ours, for records that share a template",
-                       choices=("sequence", "suffix")),
+                       "whole sequence, only the suffix the refinement checks, or only the suffix tokens that are "
+                       "its own (\"distinct\": not in half or more of the neighbour pool's records, so not the "
+                       "template every record shares)", f"{PAPER}: the whole sequence; \"suffix\" and "
+                       "\"distinct\" are ours, for records that share a template",
+                       choices=("sequence", "suffix", "distinct")),
     )
 
     def __init__(self, params: dict[str, Any] | None = None):
@@ -131,6 +135,7 @@ class ICU(UnlearningMethod):
         self.flags: list[int] = []  # 1 = target still reproduced: unlearn it
         self.thresholds = (self.params["ma_threshold"], self.params["el_threshold"])
         self.history: list[dict[str, float]] = []  # one entry per refinement
+        self.shared_tokens: set[int] = set()  # token ids of the template the retain records share
 
     # ---- before training ---------------------------------------------------------------------
 
@@ -139,6 +144,7 @@ class ICU(UnlearningMethod):
         forget = context.data["forget"]
         self.records = build_records(forget, context.tokenizer, self.params["prefix_tokens"])
         self.target_ids = [given or f"#{i}" for i, given in enumerate(file_field(forget.loaded, "id"))]
+        self.shared_tokens = shared_tokens(context.data["retain"].examples)
         with evaluating(context.model):
             self.neighbours = choose_neighbours(context, self.params["embedding_model"])
             if self.params["calibrate"]:
@@ -219,9 +225,12 @@ class ICU(UnlearningMethod):
     def _target_ce(self, context: MethodContext, forget: Batch, rows: list[int], positions: list[int]) -> torch.Tensor:
         keep = torch.tensor(positions, device=forget.input_ids.device)
         labels = forget.labels[keep].clone()
-        if self.params["unlearn_span"] == "suffix":
+        if self.params["unlearn_span"] in ("suffix", "distinct"):
             for i, row in enumerate(rows):
                 labels[i, :self.records[row].n_prefix] = IGNORE_INDEX
+        if self.params["unlearn_span"] == "distinct" and self.shared_tokens:
+            shared = torch.isin(labels, torch.tensor(sorted(self.shared_tokens), device=labels.device))
+            labels[shared] = IGNORE_INDEX
         targets = Batch(forget.input_ids[keep], forget.attention_mask[keep], labels)
         return mean_answer_ce(forward_logits(context.model, targets), targets.labels)
 
@@ -255,6 +264,18 @@ class ICU(UnlearningMethod):
         self.neighbours = [int(i) for i in state["neighbours"]]
         self.thresholds = tuple(float(x) for x in state["thresholds"])
         self.history = [dict(entry) for entry in state["history"]]
+
+
+def shared_tokens(examples: list[dict], share: float = 0.5) -> set[int]:
+    """Token ids found in at least ``share`` of the records: the template they have in common (with a
+    single record, nothing)."""
+    if len(examples) < 2:
+        return set()
+    counts: dict[int, int] = {}
+    for example in examples:
+        for token in set(example["input_ids"]):
+            counts[token] = counts.get(token, 0) + 1
+    return {token for token, count in counts.items() if count >= share * len(examples)}
 
 
 def _listing(ids: list[str]) -> str:
