@@ -10,7 +10,7 @@ loaded with transformers' AutoModel and pooled the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -35,14 +35,17 @@ def mean_pooled(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Ten
 
 
 @torch.no_grad()
-def own_embeddings(model, examples: Sequence[dict], pad_token_id: int, device) -> torch.Tensor:
+def own_embeddings(model, examples: Sequence[dict], pad_token_id: int, device,
+                   check: Callable[[], None] | None = None) -> torch.Tensor:
     """Mean-pooled last hidden states of ``model`` (call it with the adapter off) for tokenized
-    examples, [N, D] on the CPU."""
+    examples, [N, D] on the CPU. ``check`` is called before each batch (it raises to end the work)."""
     # The decoder alone returns the last hidden state without the language-model head's logits or
     # every layer's states (output_hidden_states), which on a real vocabulary cost more than training.
     decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
     out = []
     for start in range(0, len(examples), EMBEDDING_BATCH):
+        if check is not None:
+            check()
         batch = collate(list(examples[start:start + EMBEDDING_BATCH]), pad_token_id)
         mask = batch["attention_mask"].to(device)
         inputs = {"input_ids": batch["input_ids"].to(device), "attention_mask": mask, "use_cache": False}
@@ -55,8 +58,10 @@ def own_embeddings(model, examples: Sequence[dict], pad_token_id: int, device) -
 
 
 @torch.no_grad()
-def folder_embeddings(folder: str, texts: Sequence[str], device) -> torch.Tensor:
-    """Mean-pooled last hidden states of the local embedding model in ``folder``, [N, D] on the CPU."""
+def folder_embeddings(folder: str, texts: Sequence[str], device,
+                      check: Callable[[], None] | None = None) -> torch.Tensor:
+    """Mean-pooled last hidden states of the local embedding model in ``folder``, [N, D] on the CPU;
+    ``check`` is called before each batch."""
     import transformers  # heavy; only needed for this option
 
     path = Path(folder).expanduser()
@@ -77,6 +82,8 @@ def folder_embeddings(folder: str, texts: Sequence[str], device) -> torch.Tensor
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     out = []
     for start in range(0, len(texts), EMBEDDING_BATCH):
+        if check is not None:
+            check()
         encoded = tokenizer(list(texts[start:start + EMBEDDING_BATCH]), padding=True, truncation=True,
                             return_tensors="pt").to(device)
         hidden = model(**encoded).last_hidden_state
@@ -105,9 +112,10 @@ def choose_neighbours(context, embedding_model: str = "") -> list[int]:
     is_target = torch.tensor([text in targets for text in pool_texts])
     excluded = is_target.unsqueeze(0).expand(len(forget_texts), -1)
     if embedding_model:
-        embed = folder_embeddings(embedding_model, forget_texts + pool_texts, context.device)
+        embed = folder_embeddings(embedding_model, forget_texts + pool_texts, context.device, context.check_stop)
     else:
         pad = pad_token_id_for(context.tokenizer)
         with context.original_model() as original:
-            embed = own_embeddings(original, forget.examples + retain.examples, pad, context.device)
+            embed = own_embeddings(original, forget.examples + retain.examples, pad, context.device,
+                                   context.check_stop)
     return nearest(embed[:len(forget_texts)], embed[len(forget_texts):], excluded)
