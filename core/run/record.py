@@ -10,6 +10,7 @@ never leaves a row or a folder behind. Under ``accelerate launch`` only the main
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -194,7 +195,10 @@ class RunRecord:
     def failed(self, steps: int, message: str, fix: str, trace: str = "") -> RunResult:
         self.flush_metrics_if_possible()
         if self.store is not None:
-            self.store.set_status(self.run_id, "failed", error=failure_record(message, fix, trace))
+            try:
+                self.store.set_status(self.run_id, "failed", error=failure_record(message, fix, trace))
+            except (sqlite3.Error, OSError) as exc:  # a full disk: the failure is still told
+                message += f" (the project store could not record this: {exc})"
         self.emit(FailedEvent(self.run_id, "failed", message, fix, trace))
         return RunResult(self.run_id, "failed", None, steps, self.output_dir, message)
 

@@ -230,6 +230,26 @@ def test_a_full_disk_while_saving_the_adapter_fails_naming_it_and_keeps_the_chec
     assert not (result.output_dir / "adapter").exists()
 
 
+def test_a_full_disk_under_the_store_still_ends_the_run_with_its_message(tmp_path, model_dir, monkeypatch):
+    config = tiny_config(tmp_path, model_dir, steps=4, checkpoint_every=2)
+    full = sqlite3.OperationalError("database or disk is full")
+
+    def no_room(*args, **kwargs):
+        raise full
+
+    events = Recorder()
+    with Store.open(tmp_path / "store.db") as store:
+        monkeypatch.setattr(store, "log_metrics_batch", no_room)
+        monkeypatch.setattr(store, "set_status", lambda run_id, status, error=None:
+                            no_room() if status != "running" else None)
+        result = run(config, store=store, listener=events)
+    assert result.status == "failed"
+    failure = events.of(FailedEvent)[-1]
+    assert failure.message.startswith("The disk filled up after step") and "could not record this" in failure.message
+    assert "Free some disk space" in failure.fix
+    assert any("could not be stored" in e.message for e in events.of(LogEvent))
+
+
 # ---- bad input: refused before anything is written ------------------------------------------------------
 
 
