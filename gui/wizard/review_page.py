@@ -24,7 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from unlearn_studio.gui.jobs import LOG, JobSlot
+from unlearn_studio.gui.numbers import setting
 from unlearn_studio.gui.projects_panel import distinct_name
+from unlearn_studio.gui.words import hyperparameter_label
 
 MARKS = {"ok": ("✓", "#1b7f3b"), "warning": ("⚠", "#8a6d00"), "error": ("✗", "#b3261e")}
 
@@ -133,7 +135,8 @@ class ReviewPage(QWizardPage):
         cls = self.owner.method_class()
         t = d.training
         length = f"{t.max_steps} steps" if t.max_steps is not None else f"{t.epochs:g} epochs"
-        params = ", ".join(f"{k} = {v!r}" for k, v in d.method.params.items()) or "none"
+        params = ", ".join(f"{hyperparameter_label(d.method.name, k).lower()} {setting(v)}"
+                           for k, v in d.method.params.items()) or "none"
         data = "<br>".join(f"&nbsp;&nbsp;{html.escape(role)}: {html.escape(s.path)}"
                            + (f" (template {html.escape(s.template)})" if s.template != "auto" else "")
                            for role, s in d.data.items())
@@ -143,10 +146,10 @@ class ReviewPage(QWizardPage):
             ("Model", f"{model} · dtype {d.model.dtype} · device {d.model.device}"),
             ("Method", f"{html.escape(cls.title)} — {html.escape(cls.summary)}<br>parameters: {html.escape(params)}"),
             ("Data", data or "none"),
-            ("LoRA", f"r = {d.lora.r}, alpha = {d.lora.alpha:g}, targets {', '.join(d.lora.roles)}"
+            ("LoRA", f"r = {d.lora.r}, alpha = {setting(d.lora.alpha)}, targets {', '.join(d.lora.roles)}"
                      + (f", layers {html.escape(d.lora.layers)}" if d.lora.layers else ", every layer")),
             ("Training", (f"{length}, batch {t.batch_size}×{t.grad_accum}, max length {t.max_length}, "
-                         f"{d.optimizer.name} lr {d.optimizer.lr:g}, {d.schedule.name} schedule, seed {t.seed}")),
+                         f"{d.optimizer.name} lr {setting(d.optimizer.lr)}, {d.schedule.name} schedule, seed {t.seed}")),
             ("Evaluation", f"{d.evaluation.suite} suite, before and after" if d.evaluation.suite != "none"
                            else "none (evaluate later from the Evaluation tab)"),
         ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
 from trained_run import add_run, trained_run  # noqa: E402
 
 from unlearn_studio.core.project.store import Store  # noqa: E402
@@ -68,7 +68,7 @@ def texts(panel) -> list[str]:
     return [pane.text.toPlainText() for pane in panel.panes]
 
 
-def test_original_and_unlearned_side_by_side(qtbot, panel, store, run, screenshot):
+def test_original_and_unlearned_side_by_side(qtbot, panel, store, run, screenshot, screenshots):
     load(qtbot, panel, store, run.run_id)
     assert [pane.header.text() for pane in panel.panes] == [
         "original: demo (adapter off)", f"unlearned: run {run.run_id[:8]} GradDiff (adapter on)"]
@@ -91,6 +91,14 @@ def test_original_and_unlearned_side_by_side(qtbot, panel, store, run, screensho
     assert [pane.footer.text() for pane in panel.panes] == [f"{n} new tokens" for n in result.tokens]
     assert "differ" in panel.verdict.text()
     screenshot(panel, "compare_panel_forget")
+    # Where the Compare tab sits in the main window on each screen (the projects list beside it,
+    # the header and the runs table above): the decoding row's labels are shown whole.
+    screenshots(panel, "compare_panel_in_window", fits=lambda w, h: (w - 240, h - 300))
+    panel.resize(1024 - 240, 700 - 300)
+    QApplication.processEvents()
+    for label in panel.findChildren(QLabel):
+        if label.text() in ("Temperature:", "Seed:", "Max tokens:", "Decoding:"):
+            assert label.width() >= label.sizeHint().width(), label.text()
 
     pick(panel, "general", "Farmers near Ashby Fell")
     result = generate(qtbot, panel)

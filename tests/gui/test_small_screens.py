@@ -76,3 +76,18 @@ def test_the_method_list_shows_each_description_whole(qtbot):
         assert methods.visualItemRect(item).height() >= lines, item.text()  # no line cut off (ELM's was)
     wizard.close()
     jobs.wait()
+
+
+def test_the_export_and_combine_dialogs_fit_a_small_screen(qtbot, window):
+    from unlearn_studio.gui.export_dialog import ExportDialog
+    from unlearn_studio.gui.extsub_dialog import ExtSubDialog
+
+    config = RunConfig.load(demo_project())
+    project_id = window.store.ensure_project(config.name, demo_project())
+    run_id = window.store.start_run(project_id, config, demo_project().parent / "runs" / "none")
+    window.store.set_status(run_id, "failed")
+    export = ExportDialog(window.store, run_id, window.jobs, parent=window)
+    combine = ExtSubDialog(window.jobs, window.store, project_id, config, parent=window)
+    for dialog in (export, combine):
+        qtbot.addWidget(dialog)
+        assert fits(dialog), (type(dialog).__name__, dialog.minimumSizeHint())
