@@ -13,7 +13,6 @@ pure-torch path), on the CPU.
 from __future__ import annotations
 
 import importlib.util
-import logging
 from typing import Any
 
 import torch
@@ -31,11 +30,6 @@ INSTALL_FIX = "Install bitsandbytes (pip install 'unlearn-studio[quantization]')
 BYTES_PER_WEIGHT = {"nf4": 0.5 + 1 / 64 + 4 / (64 * 256), "int8": 1.0}
 NAMES = {"none": "not quantized", "nf4": "4-bit NF4 (bitsandbytes, double quantization)",
          "int8": "8-bit LLM.int8 (bitsandbytes)"}
-
-# bitsandbytes' CPU backend looks for an optional kernel package on import and, when it is missing,
-# advises installing it; that package downloads code from the Hub at run time, which this app never
-# does, and the pure-torch path it falls back to is correct. The advice is kept out of the run's log.
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def bitsandbytes_installed() -> bool:

@@ -146,7 +146,7 @@ class TrainingConfig:
     max_length: int = field(default=128, metadata=_min(1))
     seed: int = field(default=0, metadata=_min(0))
     # "auto": accelerate launch's setting, else bf16 on a GPU that has it, none on the CPU (core/run/precision.py).
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "no"
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~1/3 more compute
     threads: int | None = field(default=None, metadata=_min(1))  # torch's intra-op threads; None: core/run/threads.py
     checkpoint_every: int = field(default=50, metadata=_min(1))

@@ -32,6 +32,7 @@ import torch
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.files import remove_own_folder, write_dir_atomically
 from unlearn_studio.core.run.failures import SaveError
+from unlearn_studio.core.run.sharded import save_adapter
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.json"
@@ -105,19 +106,24 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(run_dir: Path, *, step: int, run_id: str, model, optimizer, scheduler,
                     streams: dict[str, dict[str, int]], keep: int, method_state: dict[str, Any] | None = None,
                     epochs_done: int = 0, config: dict[str, Any] | None = None,
-                    inputs: dict[str, str | None] | None = None, health: dict[str, float] | None = None) -> Path:
+                    inputs: dict[str, str | None] | None = None, health: dict[str, float] | None = None,
+                    adapter_state: dict[str, torch.Tensor] | None = None) -> Path:
     """Write the checkpoint of ``step`` and drop all but the newest ``keep``; returns its folder.
     ``epochs_done``: the epochs whose end the method has seen (one more ended at ``step`` when a
-    stop cut the method's look at it short). A failed write (a full disk) raises SaveError naming
-    the step, and leaves the earlier checkpoints as they were."""
+    stop cut the method's look at it short). ``adapter_state``: the adapter's weights gathered from
+    the processes of a sharded run (sharded.py; the checkpoint then says it is "sharded"). A failed
+    write (a full disk) raises SaveError naming the step, and leaves the earlier checkpoints as they
+    were."""
 
     def fill(folder: Path) -> None:
-        model.save_pretrained(folder / ADAPTER)
+        save_adapter(model, folder / ADAPTER, adapter_state)
         torch.save(optimizer.state_dict(), folder / "optimizer.pt")
         torch.save(scheduler.state_dict(), folder / "scheduler.pt")
         torch.save(rng_state(), folder / "rng.pt")
         state = {"format": FORMAT, "step": step, "run_id": run_id, "streams": streams, "method": method_state or {},
                  "epochs_done": epochs_done, "config": config, "inputs": inputs or {}, "health": health or {}}
+        if adapter_state is not None:
+            state["sharded"] = True
         (folder / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
 
     root = run_dir / CHECKPOINTS

@@ -31,7 +31,7 @@ from unlearn_studio.core.run.checkpoint import find_checkpoint
 from unlearn_studio.core.run.data import RoleData, load_roles, steps_per_epoch, tokenize_roles
 from unlearn_studio.core.run.precision import PrecisionChoice, choose_precision
 from unlearn_studio.core.run.resume import ResumePlan, check_checkpoint_weights, input_digests, plan_resume
-from unlearn_studio.core.run.sharded import configure_for_run, process_group_kwargs
+from unlearn_studio.core.run.sharded import check_resume, configure_for_run, process_group_kwargs
 from unlearn_studio.core.run.threads import apply_threads, choose_threads
 from unlearn_studio.core.run.tracking import check_trackers
 
@@ -99,7 +99,8 @@ def make_accelerator(config: RunConfig, device: str, precision: PrecisionChoice)
                         f"{device}: {exc}",
                         "Set training.mixed_precision = \"no\" (or \"bf16\"), or choose another "
                         "model.device.") from exc
-    configure_for_run(accelerator, batch_size=t.batch_size, grad_accum=t.grad_accum, max_grad_norm=t.max_grad_norm)
+    configure_for_run(accelerator, batch_size=t.batch_size, grad_accum=t.grad_accum, max_grad_norm=t.max_grad_norm,
+                      quantization=config.model.quantization)
     return accelerator
 
 
@@ -186,10 +187,13 @@ def prepare(config: RunConfig, method: UnlearningMethod, *, store=None, resume: 
     apply_threads(threads)
     precision = choose_precision(config.training.mixed_precision, device)
     accelerator = make_accelerator(config, device, precision)
+    if plan is not None:
+        check_resume(accelerator, plan.checkpoint.state)
     dtype = config.model.dtype
-    if accelerator.num_processes > 1:
+    if accelerator.num_processes > 1 and config.model.quantization == "none":
         # Every process would load onto the same first GPU; load on the CPU and let accelerate
-        # place each copy on its own device, in the dtype the real device would get.
+        # place each copy on its own device, in the dtype the real device would get. (A quantized
+        # base loads straight onto the process's own GPU, which accelerate made the current one.)
         dtype = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(models.resolve_dtype(dtype, device), "fp32")
         device = "cpu"
     loaded = models.load_model(source, dtype=dtype, device=device, trust_remote_code=config.model.trust_remote_code,

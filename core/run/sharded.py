@@ -12,6 +12,8 @@ process and are taken as they are.
 FSDP version 1 is refused: PEFT finds the adapter's weights by module names, which FSDP 1's
 wrappers change, and it then writes an empty adapter without a word (FSDP 2 keeps the names).
 On CPU processes DeepSpeed needs the gloo backend named, or every process believes it is alone.
+A sharded run's checkpoints hold the whole adapter but only the main process's share of the
+optimizer state, so such a run is not resumed (``check_resume``).
 """
 
 from __future__ import annotations
@@ -38,11 +40,17 @@ def process_group_kwargs(device: str, processes: int) -> list[InitProcessGroupKw
     return [InitProcessGroupKwargs(backend="gloo")] if device == "cpu" and processes > 1 else []
 
 
-def configure_for_run(accelerator: Accelerator, *, batch_size: int, grad_accum: int, max_grad_norm: float) -> None:
+def configure_for_run(accelerator: Accelerator, *, batch_size: int, grad_accum: int, max_grad_norm: float,
+                      quantization: str = "none") -> None:
     """What DeepSpeed and FSDP need from the run before ``prepare``, or a UserError for a set-up
-    that would save a wrong adapter. The run hands accelerate no data loader, so DeepSpeed learns
-    the micro-batch size here; its accumulation and clipping must be the project's."""
+    that would save a wrong adapter or was never run. The run hands accelerate no data loader, so
+    DeepSpeed learns the micro-batch size here; its accumulation and clipping must be the project's."""
     state = accelerator.state
+    if quantization != "none" and is_sharded(accelerator):
+        raise UserError(f"A quantized base (model.quantization = \"{quantization}\") is not supported under DeepSpeed "
+                        "or FSDP here (their sharding of bitsandbytes' packed weights was never tested)",
+                        "Launch data-parallel instead (accelerate launch --multi_gpu): every GPU holds the quantized "
+                        "base, which is small; or set model.quantization = \"none\".")
     if accelerator.distributed_type == DistributedType.FSDP:
         if getattr(state.fsdp_plugin, "fsdp_version", 1) != 2:
             raise UserError("FSDP version 1 cannot save a LoRA adapter correctly (PEFT finds the adapter's weights "
@@ -106,3 +114,13 @@ def save_adapter(peft_model, folder, state: dict[str, torch.Tensor] | None) -> N
         peft_model.save_pretrained(folder)
     else:
         peft_model.save_pretrained(folder, state_dict=state)
+
+
+def check_resume(accelerator: Accelerator, checkpoint_state: dict) -> None:
+    """A UserError for a resume this engine cannot make exact: each process of a ZeRO or FSDP run
+    holds its own shard of the optimizer's state, and a checkpoint keeps the main process's only."""
+    if is_sharded(accelerator) or checkpoint_state.get("sharded"):
+        raise UserError("A run under DeepSpeed ZeRO or FSDP cannot be resumed: its optimizer state is sharded over "
+                        "the processes, and a checkpoint keeps the main process's share only",
+                        "Start the run again, or use the checkpoint's adapter (checkpoints/step-…/adapter: it is "
+                        "whole) as it is: evaluate or export it.")

@@ -243,8 +243,11 @@ class StagedRun:
     def evaluate_after(self, adapter: Path) -> None:
         config = self.config
         self.record.status("loading", "the base model with the combined adapter", step=self.total_steps)
+        # The base the stages trained on (quantized, when the project says so); the combined adapter
+        # is plain LoRA and loads on the unquantized base as well.
         loaded = load_model(config.model_source(), dtype=config.model.dtype, device=config.model.device,
-                            trust_remote_code=config.model.trust_remote_code, allow_network=config.model.allow_network)
+                            trust_remote_code=config.model.trust_remote_code, allow_network=config.model.allow_network,
+                            quantization=config.model.quantization)
         model = load_adapter(loaded.model, adapter)
         result = evaluate(self.evaluate_fn, self.record, self.control, phase="after", model=model,
                           tokenizer=loaded.tokenizer)

@@ -34,6 +34,7 @@ from unlearn_studio.core.run.failures import NonFiniteError
 from unlearn_studio.core.run.preparation import Prepared
 from unlearn_studio.core.run.record import RunRecord
 from unlearn_studio.core.run.resume import WEIGHT_LIMIT
+from unlearn_studio.core.run.sharded import adapter_state
 from unlearn_studio.core.run.token_counter import TrainedTokenCounter
 
 # Engines whose gradient reduction expects exactly one backward per micro-batch.
@@ -239,9 +240,11 @@ class StepLoop:
                     sums[name] = sums.get(name, 0.0) + value / t.grad_accum
                 if acc.sync_gradients:
                     self.check_within_step()  # the last moment at which the step can still be undone
-                    grad_norm = float(acc.clip_grad_norm_(self.trainable, t.max_grad_norm))
+                    norm = acc.clip_grad_norm_(self.trainable, t.max_grad_norm)
+                    # DeepSpeed clips in its own step and may not report a norm (None): none to check.
+                    grad_norm = float(norm) if norm is not None else float("nan")
                     # fp16 loss scaling makes inf norms on purpose; the scaler then skips the step.
-                    if not math.isfinite(grad_norm) and t.mixed_precision != "fp16":
+                    if norm is not None and not math.isfinite(grad_norm) and acc.mixed_precision != "fp16":
                         raise NonFiniteError("the gradient norm", grad_norm, number)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -311,6 +314,7 @@ class StepLoop:
         metrics up to it are stored first, so that a run killed later and resumed from it keeps
         its whole history."""
         self.check_weights()
+        gathered = adapter_state(self.acc, self.p.model)  # every process: a collective when sharded
         if self.acc.is_main_process:
             self.record.flush_metrics()
             p = self.p
@@ -319,7 +323,7 @@ class StepLoop:
                 optimizer=self.optimizer, scheduler=self.scheduler,
                 streams={role: s.state() for role, s in self.streams.items()},
                 keep=self.t.keep_checkpoints, method_state=p.method.state_dict(), epochs_done=self.epochs_done,
-                config=p.config.to_dict(), inputs=p.inputs, health=self.health)
+                config=p.config.to_dict(), inputs=p.inputs, health=self.health, adapter_state=gathered)
             self.record.log("info", f"Checkpoint {self.last_checkpoint.name} written")
         self.checkpoint_step = self.step
         self.acc.wait_for_everyone()

@@ -25,7 +25,7 @@ wandb = true
 def test_defaults_leave_everything_to_the_machine():
     config = RunConfig(name="x")
     assert config.model.quantization == "none"
-    assert config.training.threads is None
+    assert config.training.mixed_precision == "auto" and config.training.threads is None
     assert not config.training.gradient_checkpointing
     assert config.tracking.tensorboard and not config.tracking.wandb and not config.tracking.mlflow
 
