@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from unlearn_studio.core.model.memory_savers import NAMES as QUANTIZATION_NAMES
+
 LAUNCHER_VARIABLE = "ACCELERATE_MIXED_PRECISION"
 CHOICES = ("no", "bf16", "fp16")
 
@@ -34,7 +36,8 @@ class PrecisionChoice:
     def describe(self, weights: str, quantization: str = "none") -> str:
         """One line for the run's log, e.g. "Precision: base weights bfloat16, LoRA fp32, autocast bf16
         (chosen for the GPU)"."""
-        base = f"base weights {weights}" + (f" (linear layers {quantization})" if quantization != "none" else "")
+        quantized = f" (linear layers {QUANTIZATION_NAMES.get(quantization, quantization)})" if quantization != "none" else ""
+        base = f"base weights {weights}{quantized}"
         autocast = "no autocast" if self.mixed_precision == "no" else f"autocast {self.mixed_precision}"
         return f"Precision: {base}, LoRA weights fp32, {autocast} ({self.reason})"
 

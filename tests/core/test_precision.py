@@ -33,7 +33,7 @@ def test_auto_on_a_gpu_is_bf16_where_it_has_it():
 
 
 def test_the_log_line_names_weights_adapter_and_autocast():
-    line = PrecisionChoice("bf16", "chosen for the GPU").describe("bfloat16", "4-bit NF4")
-    assert line == ("Precision: base weights bfloat16 (linear layers 4-bit NF4), LoRA weights fp32, autocast bf16 "
-                    "(chosen for the GPU)")
+    line = PrecisionChoice("bf16", "chosen for the GPU").describe("bfloat16", "nf4")
+    assert line == ("Precision: base weights bfloat16 (linear layers 4-bit NF4 (bitsandbytes, double quantization)), "
+                    "LoRA weights fp32, autocast bf16 (chosen for the GPU)")
     assert "no autocast" in PrecisionChoice("no", "x").describe("float32")
