@@ -39,7 +39,7 @@ def test_streamed_items_arrive_on_the_gui_thread_in_order_before_the_result(qtbo
         items.append(item)
         threads.append(threading.current_thread())
 
-    job = jobs.start(work, results.append, on_item=on_item, name="count to fifty")
+    job = jobs.start(work, results.append, on_item=on_item, name="count to fifty", needs_ml=False)
     with qtbot.waitSignal(job.ended):
         pass
     assert results == ["done"] and items == list(range(50))
@@ -47,41 +47,36 @@ def test_streamed_items_arrive_on_the_gui_thread_in_order_before_the_result(qtbo
     assert not jobs.busy and job.outcome == "finished"
 
 
-def test_a_failure_reaches_its_callback_the_error_dialog_and_the_log(qtbot, caplog):
+def run_failing(qtbot, caplog, error: Exception, **options) -> QWidget:
+    """Run a job that raises ``error`` to its end, under a window that owns the Jobs; returns the window."""
     owner = QWidget()
     qtbot.addWidget(owner)
-    jobs = Jobs(owner)
-    failures = []
 
     def work(ctx):
-        raise ValueError("bad input")
+        raise error
 
     with caplog.at_level(logging.INFO, logger="unlearn_studio"):
-        job = jobs.start(work, lambda result: failures.append(("finished", result)),
-                         lambda error, trace: failures.append((error, trace)), name="Reading the thing")
+        job = Jobs(owner).start(work, needs_ml=False, **options)
         with qtbot.waitSignal(job.ended):
             pass
+    return owner
+
+
+def test_a_failure_reaches_its_callback_the_error_dialog_and_the_log(qtbot, caplog):
+    failures = []
+    owner = run_failing(qtbot, caplog, ValueError("bad input"), on_finished=lambda result: failures.append(result),
+                        on_failed=lambda error, trace: failures.append((error, trace)), name="Reading the thing")
     error, trace = failures[0]
     assert isinstance(error, ValueError) and "bad input" in trace
     boxes = [box for box in owner.findChildren(QMessageBox) if box.objectName() == "errorDialog"]
     assert boxes and "bad input" in boxes[-1].text()
     assert any("Reading the thing" in r.getMessage() and "bad input" in r.getMessage() for r in caplog.records)
-    assert not jobs.busy
 
 
 def test_a_job_that_shows_its_problems_in_place_only_logs_them(qtbot, caplog):
-    owner = QWidget()
-    qtbot.addWidget(owner)
-    jobs = Jobs(owner)
     seen = []
-
-    def work(ctx):
-        raise UserError("The file is missing", "Choose another file.")
-
-    with caplog.at_level(logging.INFO, logger="unlearn_studio"):
-        job = jobs.start(work, on_failed=lambda error, trace: seen.append(error.problem), errors=LOG, name="Preview")
-        with qtbot.waitSignal(job.ended):
-            pass
+    owner = run_failing(qtbot, caplog, UserError("The file is missing", "Choose another file."),
+                        on_failed=lambda error, trace: seen.append(error.problem), errors=LOG, name="Preview")
     assert seen == ["The file is missing"]
     assert not owner.findChildren(QMessageBox)
     assert any("The file is missing" in r.getMessage() for r in caplog.records)
@@ -101,7 +96,7 @@ def test_cancel_asks_the_work_to_stop_and_a_cancelled_job_is_not_an_error(qtbot)
 
     job = jobs.start(work, on_finished=lambda _: outcome.append("finished"),
                      on_failed=lambda *_: outcome.append("failed"), on_cancelled=lambda: outcome.append("cancelled"),
-                     cancellable=True)
+                     cancellable=True, needs_ml=False)
     assert started.wait(10)
     with qtbot.waitSignal(job.ended):
         job.cancel()
@@ -118,9 +113,9 @@ def test_the_newest_request_wins(qtbot):
         release_first.wait(10)
         return "old"
 
-    slot.start(first, shown.append)
+    slot.start(first, shown.append, needs_ml=False)
     old = slot.job
-    slot.start(lambda ctx: "new", shown.append)  # replaces the first: its answer must never be shown
+    slot.start(lambda ctx: "new", shown.append, needs_ml=False)  # replaces the first: its answer must never be shown
     assert old.discarded and old.cancelled
     with qtbot.waitSignal(slot.job.ended):
         pass
@@ -134,7 +129,7 @@ def test_a_burst_of_requests_starts_only_the_last_after_a_pause(qtbot):
     slot = JobSlot(jobs, debounce_ms=50)
     started, shown = [], []
     for text in ("a", "ab", "abc"):
-        slot.start(lambda ctx, text=text: started.append(text) or text, shown.append)
+        slot.start(lambda ctx, text=text: started.append(text) or text, shown.append, needs_ml=False)
     assert slot.pending and slot.job is None
     qtbot.waitUntil(lambda: shown == ["abc"])
     assert started == ["abc"]
@@ -149,7 +144,7 @@ def test_progress_reaches_the_gui_thread_and_only_the_newest_is_kept(qtbot):
             ctx.progress(done, 1000, "items")
         return done
 
-    job = jobs.start(work, name="Counting")
+    job = jobs.start(work, name="Counting", needs_ml=False)
     job.progressed.connect(lambda progress: seen.append(progress.done))
     with qtbot.waitSignal(job.ended):
         pass
@@ -162,9 +157,9 @@ def test_a_dedicated_job_runs_on_its_own_thread_not_the_pool(qtbot):
     jobs = Jobs(pool=QThreadPool())
     jobs.pool.setMaxThreadCount(1)
     blocker = threading.Event()
-    jobs.start(lambda ctx: blocker.wait(10))  # holds the pool's only thread
+    jobs.start(lambda ctx: blocker.wait(10), needs_ml=False)  # holds the pool's only thread
     names = []
-    job = jobs.start(lambda ctx: names.append(threading.current_thread().name), dedicated=True)
+    job = jobs.start(lambda ctx: names.append(threading.current_thread().name), dedicated=True, needs_ml=False)
     with qtbot.waitSignal(job.ended):
         pass
     blocker.set()
@@ -175,7 +170,22 @@ def test_a_dedicated_job_runs_on_its_own_thread_not_the_pool(qtbot):
 def test_after_shut_down_late_reports_are_dropped(qtbot):
     jobs = Jobs()
     delivered = []
-    job = jobs.start(lambda ctx: "late", delivered.append, lambda error, trace: delivered.append(error))
+    job = jobs.start(lambda ctx: "late", delivered.append, lambda error, trace: delivered.append(error),
+                     needs_ml=False)
     jobs.shut_down()  # the job has ended; its result is still queued for the GUI thread
     jobs._deliver_result(job.id, "late")  # what the queued signal does when the event loop runs
     assert delivered == [] and not jobs.busy
+
+
+def test_a_job_finds_the_ml_libraries_imported_before_it_runs(qtbot):
+    """Two jobs that use transformers never import it at once (it can be found half made)."""
+    import sys
+
+    jobs = Jobs()
+    seen = []
+    first = jobs.start(lambda ctx: seen.append(all(m in sys.modules for m in ("torch", "transformers", "peft"))))
+    second = jobs.start(lambda ctx: seen.append(all(m in sys.modules for m in ("torch", "transformers", "peft"))))
+    for job in (first, second):
+        with qtbot.waitSignal(job.ended, timeout=300_000):
+            pass
+    assert seen == [True, True]

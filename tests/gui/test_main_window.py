@@ -1,27 +1,14 @@
-"""The main window opens the demo project and lists its data sets and the model's facts."""
+"""The main window opens the demo project and lists its data sets and the model's facts (the
+``window`` fixture, a complete window on a new store, is in conftest.py)."""
 
-import pytest
 from PySide6.QtWidgets import QLabel, QMessageBox
 
 from unlearn_studio.core.paths import demo_project
 from unlearn_studio.core.project.config import RunConfig
 from unlearn_studio.core.project.store import Store
 from unlearn_studio.gui.app import open_store
-from unlearn_studio.gui.main_window import MainWindow
 
 SUMMARY_TIMEOUT_MS = 60_000
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    store, problem = open_store(str(tmp_path / "store.db"))
-    assert problem is None
-    win = MainWindow(store)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
-    store.close()
 
 
 def open_and_wait(qtbot, win, project) -> bool:

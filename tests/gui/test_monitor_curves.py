@@ -1,8 +1,21 @@
 """The run monitor's curves: smoothing equals the bias-corrected EMA it stands for, and the series keep growing."""
 
+from array import array
+
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
+from unlearn_studio.core.events import (
+    EvaluationEvent,
+    EvaluationProgressEvent,
+    FailedEvent,
+    FinishedEvent,
+    StatusEvent,
+    StepEvent,
+)
+from unlearn_studio.core.results.run_info import RunCurves
+from unlearn_studio.gui.monitor import RunMonitor
 from unlearn_studio.gui.plots import smooth
 
 
@@ -28,9 +41,7 @@ def test_no_smoothing_and_empty_curves_pass_through():
     assert smooth(np.array([4.0]), 0.9)[0] == pytest.approx(4.0)  # bias correction: the first point is itself
 
 
-def step_event(step: int) -> "StepEvent":
-    from unlearn_studio.core.events import StepEvent
-
+def step_event(step: int) -> StepEvent:
     return StepEvent("run", step, 100, step / 10, {"loss/forget": -0.1 * step, "loss/total": 0.2}, 1e-3, 0.5,
                      1000.0, 500.0, 10.0)
 
@@ -38,8 +49,6 @@ def step_event(step: int) -> "StepEvent":
 @pytest.mark.parametrize("ending", ("finished", "failed"))
 def test_a_run_that_ends_shows_its_last_step_on_every_plot(qtbot, ending):
     """Plots redraw one at a time while steps stream; the end of the run must not leave any behind."""
-    from unlearn_studio.core.events import FailedEvent, FinishedEvent
-    from unlearn_studio.gui.monitor import RunMonitor
 
     monitor = RunMonitor()
     qtbot.addWidget(monitor)
@@ -54,7 +63,6 @@ def test_a_run_that_ends_shows_its_last_step_on_every_plot(qtbot, ending):
 
 def test_curves_keep_growing_after_a_redraw(qtbot):
     """The series are C arrays numpy reads; a redraw must not pin them (appending would then fail)."""
-    from unlearn_studio.gui.monitor import RunMonitor
 
     monitor = RunMonitor()
     qtbot.addWidget(monitor)
@@ -72,7 +80,6 @@ def test_curves_keep_growing_after_a_redraw(qtbot):
 
 
 def monitor_with_steps(qtbot, steps: int, total: int = 100):
-    from unlearn_studio.gui.monitor import RunMonitor
 
     monitor = RunMonitor()
     qtbot.addWidget(monitor)
@@ -95,8 +102,6 @@ def test_a_new_run_starts_from_clean_axes_spanning_its_steps(qtbot):
 
 
 def test_a_step_replaces_a_stale_resumed_status(qtbot):
-    from unlearn_studio.core.events import StatusEvent
-
     monitor = monitor_with_steps(qtbot, 0)
     monitor.handle_event(StatusEvent("run", "resumed", "at step 9", 9))
     assert monitor.status.text() == "Resumed: at step 9"
@@ -106,8 +111,6 @@ def test_a_step_replaces_a_stale_resumed_status(qtbot):
 
 
 def test_the_evaluations_progress_shows_items_done_and_time_left(qtbot):
-    from unlearn_studio.core.events import EvaluationEvent, EvaluationProgressEvent
-
     monitor = monitor_with_steps(qtbot, 0)
     monitor.handle_event(EvaluationProgressEvent("run", "before", "forget", 12, 40, 65.0))
     assert monitor.status.text() == "Evaluating before training: forget"
@@ -119,13 +122,6 @@ def test_the_evaluations_progress_shows_items_done_and_time_left(qtbot):
 
 
 def test_two_recorded_runs_overlay_the_second_dashed(qtbot, screenshots):
-    from array import array
-
-    from PySide6.QtCore import Qt
-
-    from unlearn_studio.core.results.run_info import RunCurves
-    from unlearn_studio.gui.monitor import RunMonitor
-
     def curves(scale: float, steps: int) -> RunCurves:
         xs = array("d", range(1, steps + 1))
         return RunCurves({"loss/forget": (xs, array("d", [-scale * s for s in xs])),
