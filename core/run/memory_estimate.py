@@ -3,13 +3,19 @@
 It is an estimate, and the app says so: base weights in their dtype (the linear projections in 4
 or 8 bits with a quantized base) + LoRA weights, their gradients and optimizer states (fp32, as
 PEFT keeps adapters) + the activations that the training forward pass keeps for the backward pass
-(2 bytes a value under bf16/fp16 autocast; with gradient checkpointing only each layer's input
-and one layer's inner values) + the logits. A method whose loss terms come one forward pass at a
-time (a generator) has one pass's activations alive at once; one that returns all its terms
-together keeps every role's pass. On the CPU a quantized base passes through memory at full
-precision while it loads, so the peak is the larger of that and training. Allocator overhead,
-CUDA context and framework buffers come on top; ``HEADROOM`` covers them when the estimate is
-compared with free memory. bench/bench_memory_estimate.py measures it against real peaks.
++ the logits. Activations are counted per token and layer as torch's saved tensors of a Llama
+layer under LoRA measure them (torch.autograd.graph.saved_tensors_hooks; a frozen projection
+keeps no input, its LoRA branch keeps its rank-r value): 7 values of the hidden size, 4 of the
+MLP's intermediate size and r per adapted projection, in the base's dtype. bf16 autocast over
+fp32 weights saves nothing here (the residual stream and the norms stay fp32; measured the same
+to 0.5%); bf16 weights halve them. With gradient checkpointing each layer keeps only its input,
+and one layer's values live again while it is recomputed. A method whose loss terms come one
+forward pass at a time (a generator) has one pass's activations alive at once; one that returns
+all its terms together keeps every role's pass. On the CPU a quantized base passes through
+memory at full precision while it loads, so the peak is the larger of that and training.
+Allocator overhead, CUDA context and framework buffers come on top; ``HEADROOM`` covers them
+when the estimate is compared with free memory. bench/bench_memory_estimate.py measures the
+estimate against real peaks.
 """
 
 from __future__ import annotations
@@ -34,10 +40,11 @@ from unlearn_studio.core.run.precision import choose_precision
 HEADROOM = 1.2  # allocator fragmentation, CUDA context, framework buffers
 FP32 = 4
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-# Activations kept per token and layer for backward, in units of hidden size (attention inputs,
-# q/k/v/o, norms, residuals) and of the MLP's intermediate size (gate, up, act, down input).
-# A rough count for Llama-style blocks without activation checkpointing.
-PER_TOKEN_HIDDEN = 12
+# Activations kept per token and layer for backward, in units of hidden size (norm inputs, attention
+# output and its softmax statistics, residuals, LoRA inputs) and of the MLP's intermediate size
+# (gate, up, act, down input), fitted to the saved tensors of Llama layers (hidden 256-1024,
+# intermediate 2-4x) under LoRA on every projection.
+PER_TOKEN_HIDDEN = 7
 PER_TOKEN_INTERMEDIATE = 4
 # Logits of a pass: the output in fp32, its log-softmax and that one's gradient.
 LOGIT_COPIES = 3
@@ -150,17 +157,18 @@ def estimate_memory(config: RunConfig, *, forward_passes: int | None = None, bui
     quantization = config.model.quantization
     weights, quantized = quantized_weight_bytes(model, quantization, weight_bytes)
     autocast = choose_precision(config.training.mixed_precision, facts.device).mixed_precision
-    activation_bytes = weight_bytes if autocast == "no" else 2
+    activation_bytes = weight_bytes  # the residual stream's dtype, autocast or not
     t = config.training
     tokens = t.batch_size * t.max_length
     intermediate = int(getattr(model.config, "intermediate_size", None) or 4 * facts.hidden_size)
-    one_layer = PER_TOKEN_HIDDEN * facts.hidden_size + PER_TOKEN_INTERMEDIATE * intermediate
+    lora_per_layer = config.lora.r * modules / max(1, facts.n_layers)
+    one_layer = PER_TOKEN_HIDDEN * facts.hidden_size + PER_TOKEN_INTERMEDIATE * intermediate + lora_per_layer
     if t.gradient_checkpointing:  # each layer's input, and one layer's inner values while it is recomputed
         per_token = facts.n_layers * facts.hidden_size + one_layer
     else:
         per_token = facts.n_layers * one_layer
     logits = LOGIT_COPIES * tokens * facts.vocab_size * FP32
-    activations = alive * (tokens * per_token * activation_bytes + logits)
+    activations = int(alive * (tokens * per_token * activation_bytes + logits))
     states = OPTIMIZER_STATES.get(config.optimizer.name, 2)
     loading = facts.n_params * weight_bytes if quantization != "none" and facts.device == "cpu" else 0
     return MemoryEstimate(

@@ -1,8 +1,9 @@
 """When a run will not fit: which memory saver makes it fit, each with its estimated figure.
 
-The savers, one at a time: gradient checkpointing, bf16/fp16 autocast (where the device has it),
-a 4-bit or 8-bit base (where bitsandbytes runs on the device), and a smaller batch with more
-accumulation (the same batch per optimizer step). When none fits alone, the combinations of the
+The savers, one at a time: gradient checkpointing, bf16 (or fp16) weights on a GPU that runs fp32
+ones (autocast alone keeps the activations' size: the residual stream stays fp32), a 4-bit or
+8-bit base (where bitsandbytes runs on the device), and a smaller batch with more accumulation
+(the same batch per optimizer step). When none fits alone, the combinations of the
 first three. Every option is a set of project settings, so the app and the CLI can say exactly
 what to change.
 """
@@ -51,9 +52,9 @@ def savers(config: RunConfig, estimate: MemoryEstimate) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     if not config.training.gradient_checkpointing:
         found.append({"training.gradient_checkpointing": True})
-    autocast = device_default(estimate.device)
-    if estimate.autocast == "no" and autocast != "no":
-        found.append({"training.mixed_precision": autocast})
+    half = device_default(estimate.device)  # bf16, fp16 on an older GPU; "no" off the GPU
+    if estimate.dtype == "float32" and half != "no":
+        found.append({"model.dtype": half})
     if config.model.quantization == "none":
         found += [{"model.quantization": kind} for kind in ("nf4", "int8")
                   if quantization_problem(kind, estimate.device) is None]
