@@ -31,7 +31,7 @@ from unlearn_studio.core.run.checkpoint import find_checkpoint
 from unlearn_studio.core.run.data import RoleData, load_roles, steps_per_epoch, tokenize_roles
 from unlearn_studio.core.run.precision import PrecisionChoice, choose_precision
 from unlearn_studio.core.run.resume import ResumePlan, check_checkpoint_weights, input_digests, plan_resume
-from unlearn_studio.core.run.sharded import check_resume, configure_for_run, process_group_kwargs
+from unlearn_studio.core.run.sharded import check_resume, configure_for_run, force_cpu, process_group_kwargs
 from unlearn_studio.core.run.threads import apply_threads, choose_threads
 from unlearn_studio.core.run.tracking import check_trackers
 
@@ -93,7 +93,7 @@ def make_accelerator(config: RunConfig, device: str, precision: PrecisionChoice)
     t = config.training
     try:
         accelerator = Accelerator(mixed_precision=precision.mixed_precision, gradient_accumulation_steps=t.grad_accum,
-                                  cpu=device == "cpu", kwargs_handlers=process_group_kwargs(device, world))
+                                  cpu=force_cpu(device), kwargs_handlers=process_group_kwargs(device, world))
     except ValueError as exc:
         raise UserError(f"Mixed precision {precision.mixed_precision} ({precision.reason}) cannot be used on "
                         f"{device}: {exc}",
@@ -119,8 +119,10 @@ def total_steps(config: RunConfig, method: UnlearningMethod, data: dict[str, Rol
 
 def check_weights_finite(model: torch.nn.Module, source: str) -> None:
     """Refuse base weights that hold NaN or infinity: training on them can only give NaN, and
-    no learning rate helps. One reduction per tensor and one wait for the device."""
-    named = [(name, param) for name, param in model.named_parameters() if param.is_floating_point()]
+    no learning rate helps. One reduction per tensor and one wait for the device. Under DeepSpeed
+    ZeRO-3 the base loads partitioned: each process looks at its own shard (``ds_tensor``)."""
+    local = ((name, getattr(param, "ds_tensor", param)) for name, param in model.named_parameters())
+    named = [(name, param) for name, param in local if param.is_floating_point() and param.numel()]
     if not named:
         return
     extremes = torch.stack([torch.stack(torch.aminmax(param.detach())).float() for _, param in named])

@@ -19,7 +19,8 @@ optimizer state, so such a run is not resumed (``check_resume``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 
 import torch
 from accelerate import Accelerator
@@ -33,6 +34,19 @@ SHARDED = (DistributedType.DEEPSPEED, DistributedType.FSDP)
 
 def is_sharded(accelerator: Accelerator) -> bool:
     return accelerator.distributed_type in SHARDED
+
+
+def launched_sharded(environ: Mapping[str, str] = os.environ) -> bool:
+    """accelerate launch asked for DeepSpeed or FSDP (it tells its processes through the environment)."""
+    return any(environ.get(name, "").lower() in ("true", "1")
+               for name in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"))
+
+
+def force_cpu(device: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the accelerator is told cpu=True for a run on the CPU. accelerate then runs CPU
+    processes as plain data parallel and drops a DeepSpeed launch without a word, so under
+    DeepSpeed or FSDP it is not told (on a machine without a GPU it stays on the CPU anyway)."""
+    return device == "cpu" and not launched_sharded(environ)
 
 
 def process_group_kwargs(device: str, processes: int) -> list[InitProcessGroupKwargs]:
