@@ -133,6 +133,8 @@ def test_other_templates_and_what_a_set_cannot_take(demo, tokenizer):
     raw = prompts.build(target, "template_raw", tokenizer, 3)
     assert raw.rows[0]["question"].endswith("? ") and raw.spec.template == "completion"
     assert "measured in" in prompts.build(target, "template_qa", tokenizer, 3)
+    assert "template_qa" not in prompts.attack_labels(target, tokenizer)  # its own template is the baseline
+    assert {"template_chat", "template_raw", "sampling"} <= set(prompts.attack_labels(target, tokenizer))
     config, suite, loaded = project("icu_demo.toml")
     records = choose_target(config, suite, loaded)
     framed = prompts.build(records, "framing", tokenizer, 3)

@@ -78,7 +78,7 @@ class PromptAttacks:
     def __init__(self, models: AuditModels, meter: AuditMeter, target: Target, settings: AuditSettings,
                  judge: Judge | None):
         self.models, self.meter, self.target, self.settings, self.judge = models, meter, target, settings, judge
-        self.labels = prompts.attack_labels(target)
+        self.labels = prompts.attack_labels(target, models.tokenizer)
         self.sets: dict[str, LoadedSet] = {}
         self.skipped: dict[str, str] = {}
         for name in self.labels:

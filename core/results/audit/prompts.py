@@ -34,13 +34,16 @@ OTHER_TEMPLATES = ("qa", "chat", "raw")
 QUESTION_KINDS = ("qa", "mcq")
 
 
-def attack_labels(target: Target) -> dict[str, str]:
-    """Every prompt attack the target could take, in the order they are shown."""
+def attack_labels(target: Target, tokenizer) -> dict[str, str]:
+    """Every prompt attack the target could take, in the order they are shown (the template the
+    set is measured in is its baseline, not an attack)."""
     labels = {"as_evaluated": "held-out paraphrase" if target.trained is not None else "as evaluated"}
     if target.trained is not None:
         labels["trained"] = "trained phrasing"
     labels.update({"framing": "expert framing", "few_shot": "few-shot (same subject first)"})
-    labels.update({f"template_{name}": f"template {name}" for name in OTHER_TEMPLATES})
+    own = template_for(target.loaded, tokenizer) if target.kind in QUESTION_KINDS else None
+    labels.update({f"template_{name}": f"template {name}" for name in OTHER_TEMPLATES
+                   if name != own and not (name == "raw" and own == "completion")})
     labels["sampling"] = "sampling"
     return labels
 

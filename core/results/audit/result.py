@@ -142,17 +142,23 @@ def load(path: str | Path) -> AuditResult:
     return AuditResult.from_payload(data, path)
 
 
-def latest(store, run_id: str) -> AuditResult | None:
-    """The run's newest audit that can still be read (recorded in the store, else found in its
-    folder), or None."""
-    paths = [Path(a["path"]) for a in store.artifacts(run_id) if a["kind"] == ARTIFACT]
-    run_dir = store.run(run_id).get("output_dir")
-    if run_dir:
-        paths += sorted((Path(run_dir) / AUDITS_DIR).glob(f"*/{AUDIT_FILE}"))
-    found = [p for p in paths if p.is_file()]
-    for path in sorted(set(found), key=lambda p: p.stat().st_mtime, reverse=True):
+def newest(paths) -> AuditResult | None:
+    """The newest readable audit among ``paths`` (files that are gone or damaged are passed over)."""
+    for path in sorted({p for p in paths if p.is_file()}, key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             return load(path)
         except UserError:
             continue
     return None
+
+
+def in_folder(run_dir: str | Path | None) -> list[Path]:
+    """The audit files in a run's folder."""
+    return sorted((Path(run_dir) / AUDITS_DIR).glob(f"*/{AUDIT_FILE}")) if run_dir else []
+
+
+def latest(store, run_id: str) -> AuditResult | None:
+    """The run's newest audit that can still be read (recorded in the store, or found in its
+    folder), or None."""
+    recorded = [Path(a["path"]) for a in store.artifacts(run_id) if a["kind"] == ARTIFACT]
+    return newest(recorded + in_folder(store.run(run_id).get("output_dir")))

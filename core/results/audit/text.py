@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from unlearn_studio.core.results.audit.models import MODEL_WORDS
-from unlearn_studio.core.results.audit.result import AuditResult
+from unlearn_studio.core.results.audit.result import AuditResult, in_folder, newest
 
 DASH = "–"
 
@@ -96,8 +96,14 @@ def report_lines(result: AuditResult) -> list[str]:
     return lines
 
 
+def card_section(run_dir) -> list[str]:
+    """The model card's section on the run's newest audit, or nothing when it has none."""
+    result = newest(in_folder(run_dir))
+    return card_lines(result) if result is not None else []
+
+
 def card_lines(result: AuditResult) -> list[str]:
-    """The model card's section on the newest audit (Markdown)."""
+    """The model card's section on an audit (Markdown)."""
     lines = ["## Robustness audit", "",
              (f"Audited on {result.created} with Unlearn Studio (`unlearn-studio audit {result.run_id[:8]}`): "
              f"**{result.verdict.word}**."), "", result.verdict.paragraph, ""]
