@@ -11,7 +11,7 @@ from importlib import import_module
 from unlearn_studio.core.errors import UserError
 
 # Each module registers its command with add_parser(subparsers) and sets a handler(args) -> exit code.
-COMMAND_MODULES = ("run", "sweep", "eval", "check", "info", "data_check", "demo", "extsub", "export")
+COMMAND_MODULES = ("run", "sweep", "eval", "check", "info", "data_check", "demo", "extsub", "export", "audit")
 EXIT_BAD_INPUT = 2
 
 
