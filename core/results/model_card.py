@@ -24,6 +24,7 @@ from huggingface_hub import EvalResult, ModelCardData
 from huggingface_hub.repocard import metadata_load
 
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.results.audit.text import card_section
 
 if TYPE_CHECKING:
     from unlearn_studio.core.results.finished_run import FinishedRun
@@ -171,6 +172,7 @@ def model_card(run: FinishedRun, report: dict, evaluations: dict[str, dict], mer
         lines.append("No before/after evaluation was recorded for this run "
                      f"(evaluation.suite = \"{config.evaluation.suite}\").")
     lines.append("")
+    lines += card_section(run.row.get("output_dir"))  # the newest robustness audit, if the run had one
     lines += _check_lines(report)
     lines += _version_lines(report)
     lines += ["## Run configuration", "", "The project file of the run (also in `config.toml`):", "",
