@@ -29,6 +29,8 @@ class RunEvaluator:
         tier_sizes(self.tier)
         self.suite.check()
         self.model_dir = config.resolve_model_path()
+        # The cache is keyed by the model's folder: a quantized base is another model than the folder's.
+        self.cacheable = config.model.quantization == "none"
         self.cache_dir = cache_dir
         self.results: dict[str, EvalResult] = {}
 
@@ -37,7 +39,8 @@ class RunEvaluator:
         result = evaluate(
             model, tokenizer, self.suite, tier=self.tier, out_dir=out_dir, cache_dir=self.cache_dir,
             # Before training the model is the unmodified base: its numbers are cached per model and data.
-            base_model_dir=self.model_dir if phase == "before" and Path(self.model_dir).is_dir() else None,
+            base_model_dir=(self.model_dir if phase == "before" and self.cacheable and Path(self.model_dir).is_dir()
+                            else None),
             before=self.results.get("before"), progress=progress, should_stop=should_stop, phase=phase,
         )
         self.results[phase] = result

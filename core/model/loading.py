@@ -35,7 +35,7 @@ from unlearn_studio.core.model.lora_targets import (
     find_decoder_layers,
     layer_module_pattern,
 )
-from unlearn_studio.core.model.memory_savers import quantized_load_arguments
+from unlearn_studio.core.model.memory_savers import keep_trainable, quantized_load_arguments
 from unlearn_studio.core.model.model_config import load_model_config
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
@@ -289,6 +289,8 @@ def load_model(
         ) from exc
     if not quantized:
         model.to(resolved_device)
+    elif resolved_device == "cpu":
+        keep_trainable(model)
     model.eval()
     ensure_pad_token(tokenizer, source, vocab_rows=model.get_input_embeddings().num_embeddings)
     if getattr(model.config, "pad_token_id", None) is None:

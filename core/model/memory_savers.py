@@ -80,6 +80,17 @@ def quantized_load_arguments(kind: str, compute_dtype: torch.dtype, device: str)
     return {"quantization_config": quantization_config(kind, compute_dtype), "device_map": {"": place}}
 
 
+def keep_trainable(model: nn.Module) -> None:
+    """Stop bitsandbytes (0.50) from repacking 4-bit weights for inference on a CPU with AVX512-BF16.
+    It does so at the first forward in eval mode without gradients (an evaluation, a method's
+    generation), and the repacked layers then pass no gradient: every later training step left
+    all 16 LoRA weights of a test model without one (and layers whose outputs are not a multiple
+    of 32 fail to repack at all). The flag it checks is set off on every 4-bit layer."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
 def is_quantized(model: nn.Module) -> bool:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return bool(getattr(base, "is_quantized", False))

@@ -112,6 +112,34 @@ def test_lora_on_a_4bit_base_trains_and_switches_off_to_the_quantized_base(tmp_p
     assert torch.nn.functional.cosine_similarity(moved, trained, dim=0) > 0.95
 
 
+def lora_gradients(evaluate_first: bool) -> dict[str, torch.Tensor | None]:
+    torch.manual_seed(0)
+    model = attach_lora(load_model(demo_model_dir(), device="cpu", quantization="nf4").model, r=4, alpha=8,
+                        roles=["q", "v"])
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.02)
+    if evaluate_first:  # what an evaluation before training, or ICU's and ELM's generation, does
+        model.eval()
+        with torch.no_grad():
+            model(input_ids=demo_ids())
+    model.train()
+    model(input_ids=demo_ids(), labels=demo_ids()).loss.backward()
+    return {name: param.grad for name, param in model.named_parameters() if param.requires_grad}
+
+
+@pytest.mark.slow
+@needs_bitsandbytes
+def test_a_forward_without_gradients_does_not_cut_the_4bit_bases_gradients():
+    # bitsandbytes repacks 4-bit weights for inference on such a forward on some CPUs, and the
+    # repacked layers pass no gradient; load_model turns that off.
+    fresh, after_evaluation = lora_gradients(False), lora_gradients(True)
+    assert all(grad is not None for grad in after_evaluation.values())
+    for name, grad in fresh.items():
+        assert torch.equal(after_evaluation[name], grad), name
+
+
 @pytest.mark.slow
 def test_gradient_checkpointing_gives_the_same_gradients():
     grads = []

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from unlearn_studio.core.events import LogEvent, StepEvent
 from unlearn_studio.core.model import memory_savers
@@ -16,6 +17,7 @@ from unlearn_studio.core.model.loading import load_adapter, load_model
 from unlearn_studio.core.paths import demo_model_dir, projects_dir
 from unlearn_studio.core.project.config import RunConfig
 from unlearn_studio.core.run import runner
+from unlearn_studio.core.run.start import start_run
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not memory_savers.bitsandbytes_installed(),
@@ -45,10 +47,13 @@ def quantized_project(method: str, out: Path, quantization: str = "nf4") -> RunC
 
 
 def run(config: RunConfig) -> tuple[runner.RunResult, list]:
+    """The run as the CLI and the app start it (its evaluation included, when the project has one)."""
     events: list = []
-    result = runner.execute(config, listener=events.append)
+    result = start_run(config, listener=events.append)
     assert result.status == "finished", result.error
-    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+    weights = load_file(result.adapter_dir / "adapter_model.safetensors")
+    untrained = [name for name, value in weights.items() if "lora_B" in name and not value.any()]
+    assert not untrained, f"{len(untrained)} LoRA modules did not train, e.g. {untrained[0]}"
     return result, events
 
 
@@ -84,3 +89,17 @@ def test_ext_sub_adapters_from_a_4bit_base_combine_and_load_on_the_unquantized_b
         combined = load_adapter(full.model, result.adapter_dir)
         after = combined(input_ids=ids).logits
     assert torch.isfinite(after).all() and (after - before).abs().max() > 0
+
+
+def test_the_evaluation_before_training_leaves_the_4bit_training_as_it_was(tmp_path):
+    # The evaluation runs the base in eval mode without gradients: on some CPUs bitsandbytes then
+    # repacked the 4-bit weights for inference, and the training after it went wrong (load_model
+    # stops it). The same run with and without the evaluation trains the same adapter.
+    adapters = []
+    for before in (False, True):
+        config = quantized_project("grad_diff", tmp_path / str(before))
+        config.evaluation.suite, config.evaluation.before, config.evaluation.after = "fast", before, False
+        result, _ = run(config)
+        adapters.append(load_file(result.adapter_dir / "adapter_model.safetensors"))
+    for name, value in adapters[0].items():
+        assert torch.equal(adapters[1][name], value), name
