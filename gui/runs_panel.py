@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from unlearn_studio.core.results.run_info import RunInfo, recorded_run, run_curves, run_info
+from unlearn_studio.gui.audit_view import AuditView
 from unlearn_studio.gui.evaluation_view import EvaluationView
 from unlearn_studio.gui.jobs import Jobs, JobSlot
 from unlearn_studio.gui.monitor import RunMonitor
@@ -82,6 +83,8 @@ class RunsPanel(QWidget):
         self.details.setObjectName("runDetails")
         self.details.addTab(self.monitor, "Monitor")
         self.details.addTab(self.evaluation, "Evaluation")
+        self.audit = AuditView(jobs)  # a finished run's robustness audit
+        self.details.addTab(self.audit, "Audit")
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(table_panel)
@@ -165,6 +168,7 @@ class RunsPanel(QWidget):
             else:
                 self._load_info(run["id"])
             self.evaluation.set_run(self.store, run["id"])
+            self.audit.set_run(self.store, run["id"], run["status"])
         elif len(runs) == 2 and not any(self._is_live(run["id"]) for run in runs):
             self._load_overlay(runs)
         elif not runs and not (self.live is not None and self.live.running):
