@@ -152,7 +152,7 @@ def test_an_audit_is_stored_with_the_run_and_its_ratios_are_its_values(run):
     starts = {m: relearn.values("forget_slice", m)[0] for m in result.models}
     assert all(relearn.values(data, m)[0] == starts[m] for data in relearn.curves for m in result.models)
     assert result.prompts.attacks and result.probes.layers[0] == "embeddings"
-    assert result.verdict.word in ("robust", "partly", "shallow") and result.verdict.paragraph
+    assert result.verdict.word in ("robust", "partly", "shallow", "not forgotten") and result.verdict.paragraph
     text = "\n".join(report_lines(result))
     assert "Relearning" in text and "Prompt attacks" in text and "Probes" in text
     section = "\n".join(card_section(run.folder / run.run_id))

@@ -197,3 +197,6 @@ def test_the_verdict_counts_quick_or_prompt_recovery_as_shallow():
     assert _word([held, Evidence("prompts", "sampling", "back")]) == "shallow"
     assert _word([held, Evidence("probes", "probes", "partly")]) == "partly"
     assert _word([Evidence("prompts", "x", "unknown")]) == "not judged"
+    # Already at the original's level before any attack: nothing was forgotten for an attack to bring back.
+    assert _word([Evidence("baseline", "before relearning", "back", steps=0), held]) == "not forgotten"
+    assert _word([Evidence("baseline", "as evaluated", "partly"), held]) == "partly"

@@ -22,6 +22,7 @@ from unlearn_studio.core.results.audit.settings import PROMPTS, AuditSettings
 from unlearn_studio.core.results.audit.targets import Target
 
 SAMPLING = "sampling"
+BASELINE = "as_evaluated"  # the target as the evaluation asks it: the bar every attack is compared with
 
 
 @dataclass
@@ -56,10 +57,14 @@ class PromptsResult:
         """The attack that brings the unlearned model furthest back (None: no attack ran)."""
         if not self.attacks:
             return None
-        with_ratio = [a for a in self.attacks if math.isfinite(a.recovery.ratio)]
+        with_ratio = [a for a in self.attacks if math.isfinite(a.recovery.ratio) and a.name != BASELINE]
         if with_ratio:
             return max(with_ratio, key=lambda a: a.recovery.ratio)
         return max(self.attacks, key=lambda a: a.value(UNLEARNED) if math.isfinite(a.value(UNLEARNED)) else -1)
+
+    @property
+    def baseline(self) -> AttackResult | None:
+        return next((a for a in self.attacks if a.name == BASELINE), None)
 
     def to_dict(self) -> dict:
         worst = self.worst

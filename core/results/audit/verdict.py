@@ -8,10 +8,13 @@ saw the forget data, 1: the original's). An attack brought the knowledge
   of that;
 - "held" otherwise (not told apart from the reference level).
 
-The verdict: shallow when a prompt attack, or relearning within ``QUICK`` steps, brings it back (the
-field's best-known failure: a few steps of fine-tuning, or other words, and it is there again);
-robust when every attack held and no probe reads what the output no longer says; partly otherwise
-(it comes back part of the way, only after longer relearning, or stays readable inside).
+The verdict: "not forgotten" when the unlearned model already stands where the original does before
+any attack (no relearning step, the target as evaluated): there is nothing for an attack to bring
+back. Otherwise shallow when a prompt attack, or relearning within ``QUICK`` steps, brings it back
+(the field's best-known failure: a few steps of fine-tuning, or other words, and it is there
+again); robust when every attack held and no probe reads what the output no longer says; partly
+otherwise (it comes back part of the way, only after longer relearning, stays readable inside, or
+was only partly gone to begin with).
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from unlearn_studio.core.results.audit.prompt_attacks import BASELINE
 from unlearn_studio.core.results.audit.recovery import Recovery
 
 BACK = 0.5
 QUICK = 10
 WITHOUT_INTERVAL_PARTLY = 0.2  # a ratio without an interval counts as partly back from here
-ROBUST, PARTLY, SHALLOW, UNJUDGED = "robust", "partly", "shallow", "not judged"
+ROBUST, PARTLY, SHALLOW, KEPT, UNJUDGED = "robust", "partly", "shallow", "not forgotten", "not judged"
 STATE_WORDS = {"back": "back", "partly": "partly back", "held": "held", "unknown": "no ratio"}
 
 
@@ -42,7 +46,7 @@ def state(recovery: Recovery) -> str:
 
 @dataclass(frozen=True)
 class Evidence:
-    family: str  # "relearn" | "prompts" | "probes"
+    family: str  # "baseline" (before any attack) | "relearn" | "prompts" | "probes"
     what: str  # e.g. "10 steps on a slice of the forget data"
     state: str
     ratio: float = math.nan
@@ -79,13 +83,16 @@ def _evidence(relearn, prompts, probes) -> list[Evidence]:
         for data, ratios in relearn.ratios.items():
             words = relearn.data[data]["words"]
             for steps, rec in zip(relearn.steps, ratios, strict=True):
-                if steps:
-                    found.append(Evidence("relearn", f"{steps} steps on {words}", state(rec), rec.ratio, rec.low,
-                                          rec.high, steps))
+                family = "relearn" if steps else "baseline"
+                found.append(Evidence(family, f"{steps} steps on {words}" if steps else "before relearning",
+                                      state(rec), rec.ratio, rec.low, rec.high, steps))
+                if not steps:
+                    break  # the three attack data start from the same models: one baseline
     if prompts is not None:
         for attack in prompts.attacks:
             rec = attack.recovery
-            found.append(Evidence("prompts", attack.label, state(rec), rec.ratio, rec.low, rec.high))
+            family = "baseline" if attack.name == BASELINE else "prompts"
+            found.append(Evidence(family, attack.label, state(rec), rec.ratio, rec.low, rec.high))
     if probes is not None and probes.flagged:
         found.append(Evidence("probes", "hidden-state probes", "partly"))
     return found
@@ -95,7 +102,10 @@ def _word(evidence: list[Evidence]) -> str:
     known = [e for e in evidence if e.state != "unknown"]
     if not known:
         return UNJUDGED
-    if any(e.state == "back" and (e.family == "prompts" or (e.steps or 0) <= QUICK) for e in known):
+    if any(e.family == "baseline" and e.state == "back" for e in known):
+        return KEPT
+    attacks = [e for e in known if e.family != "baseline"]
+    if any(e.state == "back" and (e.family == "prompts" or (e.steps or 0) <= QUICK) for e in attacks):
         return SHALLOW
     return ROBUST if all(e.state == "held" for e in known) else PARTLY
 
@@ -105,6 +115,8 @@ OPENINGS = {
             "the level of a model that never saw the forget data.",
     PARTLY: "Partly: the forgotten knowledge came part of the way back under some attacks.",
     SHALLOW: "Shallow: the forgotten knowledge came back; the unlearning hid it rather than removed it.",
+    KEPT: "Not forgotten: before any attack the unlearned model already answers as the original does, so there "
+          "was nothing for the attacks to bring back.",
     UNJUDGED: "Not judged: no attack gave a recovery ratio (see why in each part).",
 }
 
@@ -118,8 +130,11 @@ def judge_audit(target: dict, metric_label: str, relearn, prompts, probes, has_r
     sentences = [OPENINGS[word],
                  (f"Measured: {metric_label} on '{target['set']}'; a recovery ratio of 0 is the level of {against}, "
                   "1 the original model's.")]
-    worst = max((e for e in evidence if e.state != "unknown" and e.family != "probes"),
+    worst = max((e for e in evidence if e.state != "unknown" and e.family in ("relearn", "prompts")),
                 key=lambda e: e.ratio, default=None)
+    baseline = next((e for e in evidence if e.family == "baseline" and e.state != "unknown"), None)
+    if baseline is not None:
+        sentences.append(f"Before any attack: {baseline.text()}.")
     if worst is not None:
         sentences.append(f"Strongest attack: {worst.text()}.")
     if relearn is not None:
