@@ -28,6 +28,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The run machinery imports torch and transformers (about 6 s on a busy 2-core machine) and the
+    # store sqlite-utils (about 1 s): `unlearn-studio --help` and the other commands must not wait.
     from unlearn_studio.core.evaluation.run_evaluation import RunEvaluator
     from unlearn_studio.core.project.store import Store
     from unlearn_studio.core.run.runner import execute

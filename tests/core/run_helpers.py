@@ -3,13 +3,13 @@ methods), a tiny project that trains the tiny llama, and a listener that keeps e
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+import pytest
 import torch
 from tiny_models import build_tiny_model
 
@@ -32,21 +32,25 @@ from unlearn_studio.core.run import runner
 WAIT = 30  # seconds; an upper bound for waits on other threads, never a sleep
 
 
-def tiny_llama(tmp_path_factory) -> Path:
-    """A tiny llama for a module-scoped ``model_dir`` fixture."""
+@pytest.fixture(name="model_dir", scope="module")
+def model_dir_fixture(tmp_path_factory) -> Path:
+    """A tiny llama built once per test module that imports this fixture."""
     return build_tiny_model("llama", tmp_path_factory.mktemp("tiny") / "llama")
 
 
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
+@pytest.fixture(name="one_thread", autouse=True)
+def one_thread_fixture() -> Iterator[None]:
     """Tiny models gain nothing from intra-op threads, and on a busy machine the threads'
     spin-waits make every step many times slower."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(name="fresh_records", autouse=True)
+def fresh_records_fixture() -> None:
+    TinyMethod.computed = []
 
 
 class TinyMethod(UnlearningMethod):

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from run_helpers import Recorder, TinyMethod, run, single_thread, tiny_config, tiny_llama
+from run_helpers import (  # noqa: F401 (fixtures, used by name)
+    Recorder,
+    TinyMethod,
+    fresh_records_fixture,
+    model_dir_fixture,
+    one_thread_fixture,
+    run,
+    tiny_config,
+)
 from safetensors.torch import load_file, save_file
 from tiny_models import build_tiny_model
 from transformers import AutoModelForCausalLM
@@ -30,22 +38,6 @@ from unlearn_studio.core.run import training_run
 
 pytestmark = pytest.mark.slow  # every test here builds a model, and most train it
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return tiny_llama(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with single_thread():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def fresh_records():
-    TinyMethod.computed = []
 
 
 def files(folder: Path) -> dict[str, str]:

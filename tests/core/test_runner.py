@@ -14,7 +14,17 @@ import pytest
 import torch
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
-from run_helpers import WAIT, Recorder, TinyMethod, run, run_in_thread, single_thread, tiny_config, tiny_llama
+from run_helpers import (  # noqa: F401 (fixtures, used by name)
+    WAIT,
+    Recorder,
+    TinyMethod,
+    fresh_records_fixture,
+    model_dir_fixture,
+    one_thread_fixture,
+    run,
+    run_in_thread,
+    tiny_config,
+)
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
@@ -31,22 +41,6 @@ from unlearn_studio.core.run.checkpoint import prune
 from unlearn_studio.core.run.token_counter import TrainedTokenCounter
 
 pytestmark = pytest.mark.slow  # every test here builds a model, and most train it
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return tiny_llama(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with single_thread():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def fresh_records():
-    TinyMethod.computed = []
 
 
 @pytest.fixture
