@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.evaluation.table import MARKS
 from unlearn_studio.core.evaluation.verdicts import VERDICTS
 from unlearn_studio.gui.frontier_plot import FrontierPlot, Point
@@ -77,7 +78,6 @@ def _item(text: str, tooltip: str | None = None, align_right: bool = False) -> Q
 def _load_report(store, run_id: str, _ctx: JobContext):
     """The run's report, and for a run judged only before training, its rows before training."""
     # The evaluation (and torch behind it) is imported on a worker.
-    from unlearn_studio.core.errors import UserError
     from unlearn_studio.core.evaluation.result import load_result
     from unlearn_studio.core.evaluation.verdicts import describe
     from unlearn_studio.core.results.report import load_run_report
@@ -94,7 +94,7 @@ def _load_report(store, run_id: str, _ctx: JobContext):
 
 
 def _evaluate(store, run_id: str, ctx: JobContext):
-    from unlearn_studio.core.results.report import evaluate_run
+    from unlearn_studio.core.results.report import evaluate_run  # on a worker, as in _load_report
 
     return evaluate_run(store, run_id, progress=ctx.report, should_stop=ctx.should_stop), []
 

@@ -193,7 +193,7 @@ class ExtSubDialog(QDialog):
                         self._combined, self._failed, name=f"Combining two adapters ({op})")
 
     def _combined(self, run_id: str) -> None:
-        from unlearn_studio.core.results.run_info import run_info
+        from unlearn_studio.core.results.run_info import run_info  # reads checkpoints (torch): loaded by now
 
         self._set_busy(False)
         self.run_id = run_id

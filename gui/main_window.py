@@ -23,6 +23,7 @@ from unlearn_studio.gui.jobs import Jobs
 from unlearn_studio.gui.projects_panel import (
     ProjectEntry,
     ProjectsPanel,
+    RemoveProjectDialog,
     hidden_projects,
     recent_projects,
     remember_last_project,
@@ -69,6 +70,7 @@ class MainWindow(QMainWindow):
         self.project_id: int | None = None
         self.runs = None  # the RunsPanel, once the plotting library has loaded
         self.ml_ready = False
+        self._offered = False  # the run the last session left unfinished has been looked for
         self.sweep = None  # the sweep in progress (gui/sweep_view.py), if any
         self.setWindowTitle(APP_NAME)
 
@@ -153,7 +155,7 @@ class MainWindow(QMainWindow):
         if self.runs is not None:
             self.runs.show_project(self.store, self.project_id)
         self.update_actions()
-        self.manager.offer_last_session()
+        self._offer_last_session()
         self.store_ready.emit()
 
     def plots_loaded(self) -> None:
@@ -179,6 +181,13 @@ class MainWindow(QMainWindow):
         if self.runs is not None:
             self.runs.enable_compare()
         self.update_actions()
+        self._offer_last_session()
+
+    def _offer_last_session(self) -> None:
+        """Once both the store and the ML libraries (which reading checkpoints needs) are there."""
+        if self.store is not None and self.ml_ready and not self._offered:
+            self._offered = True
+            self.manager.offer_last_session()
 
     def update_actions(self) -> None:
         if self.menu_actions is not None:
@@ -244,8 +253,6 @@ class MainWindow(QMainWindow):
 
     def remove_project(self, entry: ProjectEntry, *, confirm: bool = True, delete_runs: bool = False) -> bool:
         """Take a project off the list; its runs (records and the folders the app made) only on request."""
-        from unlearn_studio.gui.projects_panel import RemoveProjectDialog
-
         runs = []
         if self.store is not None:
             ids = [p["id"] for p in self.store.projects() if p["path"] and Path(p["path"]) == entry.path]
@@ -284,7 +291,7 @@ class MainWindow(QMainWindow):
         return dialog
 
     def _sweep_accepted(self, dialog) -> None:
-        from unlearn_studio.gui.sweep_view import Sweep
+        from unlearn_studio.gui.sweep_view import Sweep  # its frontier plot is pyqtgraph's: after the first window
 
         self.sweep = Sweep(self, dialog.config, dialog.points, self.page.project_path)
         self.sweep.finished.connect(self._sweep_finished)

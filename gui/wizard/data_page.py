@@ -27,6 +27,7 @@ from unlearn_studio.core.data.columns import REQUIRED
 from unlearn_studio.core.data.formats import FORMATS
 from unlearn_studio.core.data.roles import ROLES
 from unlearn_studio.core.data.templates import TEMPLATES
+from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.project.config import DataSource
 from unlearn_studio.gui.jobs import LOG, JobSlot
 from unlearn_studio.gui.preview_table import PreviewTable
@@ -230,8 +231,7 @@ class RoleEditor(QWidget):
         self.checked.emit(self.role)
 
     def _show_failure(self, error: Exception, trace: str) -> None:
-        from unlearn_studio.core.errors import UserError
-        from unlearn_studio.core.project.preview import RolePreview
+        from unlearn_studio.core.project.preview import RolePreview  # transformers behind it; loaded by _preview
 
         source = self.source()
         self._show((RolePreview(self.role, source.path if source else "",

@@ -31,6 +31,7 @@ DEMO, FOLDER, HUB = 0, 1, 2
 
 
 def _describe(config):
+    # The model's facts come through transformers (and torch): read on a worker when the page asks.
     from unlearn_studio.core.model.loading import describe_model_folder
     from unlearn_studio.core.run.memory_estimate import estimate_memory
 
@@ -190,7 +191,7 @@ class ModelPage(QWizardPage):
         self.labels["Vocabulary"].setText(f"{facts.vocab_size:,} tokens")
         self.labels["LoRA targets"].setText(
             "\n".join(f"{role}: {', '.join(names)}" for role, names in facts.lora_targets.items()) or "none found")
-        from unlearn_studio.core.run.memory_estimate import format_bytes
+        from unlearn_studio.core.run.memory_estimate import format_bytes  # imports torch; loaded by _describe
 
         parts = "\n".join(f"  {format_bytes(size)}  {what}" for what, size in estimate.parts())
         self.labels["Memory estimate"].setText(

@@ -175,7 +175,7 @@ class ReviewPage(QWizardPage):
         self.checks_ready.emit()
 
     def _checks_failed(self, error: Exception, trace: str) -> None:
-        from unlearn_studio.core.run.preflight import ERROR, Check, Preflight
+        from unlearn_studio.core.run.preflight import ERROR, Check, Preflight  # torch behind it; loaded by the checks
 
         self._show_checks((Preflight([Check(ERROR, "The checks could not run", str(error))]), []))
 

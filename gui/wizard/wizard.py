@@ -26,6 +26,7 @@ from unlearn_studio.gui.wizard.review_page import ReviewPage
 
 
 def _all_methods():
+    # The methods import torch: read on a worker, so the wizard opens at once.
     from unlearn_studio.core.methods.registry import all_methods
 
     return all_methods()

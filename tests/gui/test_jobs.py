@@ -183,9 +183,7 @@ def test_a_job_finds_the_ml_libraries_imported_before_it_runs(qtbot):
 
     jobs = Jobs()
     seen = []
-    first = jobs.start(lambda ctx: seen.append(all(m in sys.modules for m in ("torch", "transformers", "peft"))))
-    second = jobs.start(lambda ctx: seen.append(all(m in sys.modules for m in ("torch", "transformers", "peft"))))
-    for job in (first, second):
-        with qtbot.waitSignal(job.ended, timeout=300_000):
-            pass
+    for _ in range(2):
+        jobs.start(lambda ctx: seen.append(all(m in sys.modules for m in ("torch", "transformers", "peft"))))
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=300_000)  # both ended (in either order)
     assert seen == [True, True]

@@ -56,8 +56,10 @@ def test_the_window_comes_first_then_the_store_plots_and_ml_libraries(qtbot, tmp
     with qtbot.waitSignal(window.summaries_done, timeout=WAIT_MS):
         window.show()
     assert stages == ["store", "plots", "ml"]
-    assert jobs[:3] == ["Opening the project store", "Loading the plotting library",
-                        "Loading the ML libraries (torch, transformers, peft)"]
+    stage_jobs = ["Opening the project store", "Loading the plotting library",
+                  "Loading the ML libraries (torch, transformers, peft)"]
+    assert [job for job in jobs if job in stage_jobs] == stage_jobs
+    assert jobs.index("Looking for a run the last session left unfinished") > jobs.index(stage_jobs[2])
     assert {"Reading the model", "Reading the forget data"} <= set(jobs)  # after the ML libraries, each named
     assert window.page.config.name == name and window.store is not None and window.runs is not None
     assert window.menu_actions.new_run.isEnabled()
