@@ -15,9 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Signal
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.gui import collector
 from unlearn_studio.gui.error_dialog import show_error
 from unlearn_studio.gui.jobs import Jobs
 from unlearn_studio.gui.projects_panel import (
@@ -63,6 +64,7 @@ class MainWindow(QMainWindow):
         ``set_store``, ``plots_loaded``, ``ml_loaded``); otherwise ``store`` is used at once and
         the libraries load as they are needed."""
         super().__init__(parent)
+        collector.install(QApplication.instance())  # before the first job thread starts
         self.store = None
         self.jobs = Jobs(self)
         # Made by finish_building: the page, the queue and the run manager, the actions, the Activity panel.
@@ -110,7 +112,7 @@ class MainWindow(QMainWindow):
         # Imported here, after the first paint: these modules, Qt's enums and the engine's events
         # and files behind them cost a tenth of a second (bench/bench_startup.py).
         from PySide6.QtCore import Qt
-        from PySide6.QtWidgets import QApplication, QDockWidget
+        from PySide6.QtWidgets import QDockWidget
 
         from unlearn_studio.gui import wheel_guard
         from unlearn_studio.gui.activity import ActivityIndicator, ActivityPanel

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from unlearn_studio.core.control import RunControl
 from unlearn_studio.core.events import Event, FailedEvent, FinishedEvent, StepEvent
 from unlearn_studio.core.project.config import RunConfig
-from unlearn_studio.gui import collector_pause
+from unlearn_studio.gui import collector
 from unlearn_studio.gui.jobs import JobContext, Jobs
 
 
@@ -89,7 +89,7 @@ class RunSession(QObject):
             self.status = event.status
         if isinstance(event, StepEvent) and not self._holds_collector:
             self._holds_collector = True  # training has begun: the model is loaded
-            collector_pause.hold()
+            collector.hold()
         if self.job is not None and isinstance(event, StepEvent):
             self.job.context.progress(event.step, event.total_steps, f"step {event.step}", event.eta_s)
         self.event.emit(event)
@@ -97,7 +97,7 @@ class RunSession(QObject):
     def _release_collector(self) -> None:
         if self._holds_collector:
             self._holds_collector = False
-            collector_pause.release()
+            collector.release()
 
     def _on_finished(self, result) -> None:
         self._release_collector()
