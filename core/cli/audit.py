@@ -51,10 +51,11 @@ def settings_from(args: argparse.Namespace):
 
 
 class ProgressLine:
-    """The audit's progress: one line rewritten in place on a terminal, else a line now and then."""
+    """The audit's progress: one line rewritten in place on a terminal, else a line as each stage
+    starts and now and then within it."""
 
     def __init__(self, out: TextIO):
-        self.out, self.tty, self.last = out, out.isatty(), 0.0
+        self.out, self.tty, self.last, self.stage = out, out.isatty(), 0.0, None
 
     def __call__(self, event) -> None:
         share = f"{100 * event.done / event.total:3.0f}% " if event.total else ""
@@ -62,9 +63,9 @@ class ProgressLine:
         text = f"{share}{event.stage or 'audit'}: {event.what}{eta}"
         if self.tty:
             self.out.write(f"\r{text[:150]}\033[K")
-        elif time.monotonic() - self.last >= PROGRESS_EVERY_S:
+        elif event.stage != self.stage or time.monotonic() - self.last >= PROGRESS_EVERY_S:
             self.out.write(text + "\n")
-            self.last = time.monotonic()
+            self.last, self.stage = time.monotonic(), event.stage
         else:
             return
         self.out.flush()

@@ -439,17 +439,19 @@ def test_the_paper_project_keeps_the_papers_defaults():
 
 @pytest.mark.slow
 def test_the_demo_suite_measures_repetition_on_saga_prompts(tiny_dir, tmp_path):
-    from unlearn_studio.core.evaluation import evaluate as ev
+    from unlearn_studio.core.evaluation.evaluate import evaluate
     from unlearn_studio.core.evaluation.metrics import fluency
+    from unlearn_studio.core.evaluation.suite import EvalSet, EvalSuite
 
-    assert "saga_qa" in {s.name for s in ev.EvalSuite.demo().sets}
+    demo_suite = EvalSuite.for_config(RunConfig.load(PROJECTS / "elm_demo.toml"))
+    assert ("saga_qa", "forget") in {(s.name, s.role) for s in demo_suite.sets}
     rows = [{"question": "Who wrote the saga?", "answer": "Bob wrote the saga of Eldoria."},
             {"question": "Where does Alice live?", "answer": "Paris"}]
     path = tmp_path / "saga_qa.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     loaded = load_model(tiny_dir, device="cpu")
-    suite = ev.EvalSuite("saga", (ev.EvalSet("saga_qa", path, "forget", "qa", template="qa"),))
-    result = ev.evaluate(loaded.model, loaded.tokenizer, suite, tier="full", cache_dir=tmp_path / "cache")
+    suite = EvalSuite("saga", (EvalSet("saga_qa", path, "forget", template="qa"),))
+    result = evaluate(loaded.model, loaded.tokenizer, suite, tier="full", cache_dir=tmp_path / "cache")
     generations = [item["generation"] for item in result.items["saga_qa"]]
     assert result.aggregates["saga_qa/rep_4"] == pytest.approx(fluency.mean_rep(generations, 4), nan_ok=True)
 

@@ -65,7 +65,7 @@ def test_while_a_run_trains_its_numbers_before_training_show(qtbot, window, star
                           check_params_cb=lambda e: isinstance(e, EvaluationEvent) and e.phase == "before"):
         pass
     view = window.runs.evaluation
-    qtbot.waitUntil(lambda: view.report is not None and view.report.before and view.table.rowCount() > 0,
+    qtbot.waitUntil(lambda: view.report is not None and bool(view.report.before) and view.table.rowCount() > 0,
                     timeout=WAIT_MS)
     assert view.heading.text().startswith("Before training:")
     assert "the Evaluation tab shows them" in window.runs.monitor.log.toPlainText()
