@@ -6,11 +6,10 @@ model card's section."""
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
-from trained_run import add_run, trained_run
+from audited_run import audited_run
 
 from unlearn_studio.core.control import Cancelled
 from unlearn_studio.core.evaluation.measure import measure
@@ -36,18 +35,21 @@ PROMPT = "### Question: Where was Alelle Yewton born?\n### Answer:"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A store of its own holding a copy of the session's trained GradDiff run."""
-    trained = trained_run(tmp_path_factory)
-    folder = tmp_path_factory.mktemp("audit_run")
-    with Store.open(folder / "store.db") as store:
-        run_id = add_run(store, trained.config, folder, adapter_from=trained.adapter_dir)
-    return SimpleNamespace(store_path=folder / "store.db", run_id=run_id, trained=trained, folder=folder)
+    return audited_run(tmp_path_factory, "audit_run")
 
 
 @pytest.fixture(scope="module")
 def models(run):
     config = run.trained.config
     return AuditModels(config, run.trained.adapter_dir, reference_dir=demo_retain_model_dir(), rank=4, seed=0)
+
+
+@pytest.fixture(scope="module")
+def target(run):
+    """The set the audit attacks on the run's project (the forget person's held-out paraphrases)."""
+    config = run.trained.config
+    suite = EvalSuite.for_config(config)
+    return choose_target(config, suite, suite.load())
 
 
 def logits(model, tokenizer, text: str = PROMPT) -> torch.Tensor:
@@ -86,23 +88,17 @@ def test_the_three_models_on_one_base_are_the_models_they_stand_for(run, models)
 
 
 @pytest.mark.slow
-def test_the_audits_value_accuracy_is_the_evaluations(run, models):
-    config = run.trained.config
-    suite = EvalSuite.for_config(config)
-    target = choose_target(config, suite, suite.load())
+def test_the_audits_value_accuracy_is_the_evaluations(run, models, target):
     meter = AuditMeter(models.tokenizer, None, 6)
     ours = meter.measure(models.use(ORIGINAL), lean(target.loaded), "original")
-    base = load_model(config.resolve_model_path())
+    base = load_model(run.trained.config.resolve_model_path())
     theirs = measure(ModelPasses(base.model, base.tokenizer), [lean(target.loaded)], lambda _: audit_sizes(6), None)
     assert ours["value_acc"].groups == theirs.metrics[f"{target.name}/value_acc"].groups
     assert ours["prob"].value == pytest.approx(theirs.metrics[f"{target.name}/prob"].value, abs=1e-6)
 
 
 @pytest.mark.slow
-def test_sampling_near_temperature_zero_answers_as_greedy_does(run, models):
-    config = run.trained.config
-    suite = EvalSuite.for_config(config)
-    target = choose_target(config, suite, suite.load())
+def test_sampling_near_temperature_zero_answers_as_greedy_does(models, target):
     meter = AuditMeter(models.tokenizer, None, 6)
     model = models.use(ORIGINAL)
     greedy = meter.measure(model, lean(target.loaded), "greedy")["value_acc"]

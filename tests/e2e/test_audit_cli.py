@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from trained_run import add_run, trained_run
+from audited_run import audited_run
 
 from unlearn_studio.core.project.store import Store
 
@@ -24,11 +24,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    trained = trained_run(tmp_path_factory)
-    folder = tmp_path_factory.mktemp("audit_cli")
-    with Store.open(folder / "store.db") as store:
-        run_id = add_run(store, trained.config, folder, adapter_from=trained.adapter_dir)
-    return folder, run_id
+    copied = audited_run(tmp_path_factory, "audit_cli")
+    return copied.folder, copied.run_id
 
 
 def audits(folder: Path, run_id: str) -> list:
