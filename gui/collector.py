@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import QApplication
 CHECK_EVERY_MS = 500
 
 _holders = 0
+_holders_lock = threading.Lock()  # runs hold and release from their own threads
 
 
 class _MainThreadCollector(QObject):
@@ -54,13 +56,15 @@ def install(app: QApplication) -> None:
 def hold() -> None:
     """A run started training: freeze what exists (again, for each run, to include its model)."""
     global _holders
-    _holders += 1
-    gc.freeze()
+    with _holders_lock:
+        _holders += 1
+        gc.freeze()
 
 
 def release() -> None:
     """A run ended: once none is training, the frozen objects go back to the collector."""
     global _holders
-    _holders = max(0, _holders - 1)
-    if _holders == 0:
-        gc.unfreeze()
+    with _holders_lock:
+        _holders = max(0, _holders - 1)
+        if _holders == 0:
+            gc.unfreeze()

@@ -23,8 +23,21 @@ def _start_run(config: RunConfig, store, project_id: int | None, resume, ctx: Jo
     # start_run pulls in torch and transformers: imported on the run's thread, never at start-up.
     from unlearn_studio.core.run.start import start_run
 
-    return start_run(config, store=store, project_id=project_id, listener=ctx.report, control=ctx.control,
-                     resume=resume)
+    holding = False
+
+    def listener(event: Event) -> None:
+        nonlocal holding
+        if isinstance(event, StepEvent) and not holding:
+            holding = True  # training has begun: the model is loaded
+            collector.hold()
+        ctx.report(event)
+
+    try:
+        return start_run(config, store=store, project_id=project_id, listener=listener, control=ctx.control,
+                         resume=resume)
+    finally:  # however the run ends, also when the window closed and its report is dropped
+        if holding:
+            collector.release()
 
 
 class RunSession(QObject):
@@ -48,7 +61,6 @@ class RunSession(QObject):
         self.status = "starting"
         self.result = None
         self.running = False
-        self._holds_collector = False
 
     def start(self) -> None:
         config, store, project_id, resume = self.config, self.store, self.project_id, self.resume_from
@@ -87,20 +99,11 @@ class RunSession(QObject):
             self.status = status
         if isinstance(event, (FinishedEvent, FailedEvent)):
             self.status = event.status
-        if isinstance(event, StepEvent) and not self._holds_collector:
-            self._holds_collector = True  # training has begun: the model is loaded
-            collector.hold()
         if self.job is not None and isinstance(event, StepEvent):
             self.job.context.progress(event.step, event.total_steps, f"step {event.step}", event.eta_s)
         self.event.emit(event)
 
-    def _release_collector(self) -> None:
-        if self._holds_collector:
-            self._holds_collector = False
-            collector.release()
-
     def _on_finished(self, result) -> None:
-        self._release_collector()
         self.running = False
         self.result = result
         self.run_id = self.run_id or result.run_id
@@ -110,7 +113,6 @@ class RunSession(QObject):
     def _on_failed(self, error: Exception, trace: str) -> None:
         """The run did not start (bad input is a UserError): the dialog and the app's log have it
         (the job's default); ``crashed`` puts it in the run's log too."""
-        self._release_collector()
         self.running = False
         self.status = "failed"
         self.crashed.emit(error, trace)

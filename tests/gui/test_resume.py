@@ -3,6 +3,8 @@ resume it from its last checkpoint, and it goes on under the same id."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from unlearn_studio.gui.main_window import MainWindow
@@ -25,6 +27,7 @@ def test_quitting_during_a_run_cancels_it_and_the_run_resumes_later(qtbot, tmp_p
     first.close()  # cancels the run and joins it
     run = store.run(session.run_id)
     assert run["status"] == "cancelled"
+    assert gc.get_freeze_count() == 0  # the objects frozen while it trained are collectable again
     assert project.read_bytes() == before
 
     second = MainWindow(store)
