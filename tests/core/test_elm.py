@@ -15,6 +15,7 @@ from tiny_models import build_tiny_model
 from unlearn_studio.core.data.templates import collate, pad_token_id_for, tokenize_rows
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.methods.base import Batch, MethodContext, all_terms, forward_logits
+from unlearn_studio.core.methods.elm import consistency, passes
 from unlearn_studio.core.methods.elm import method as elm
 from unlearn_studio.core.methods.elm.losses import (
     align_to_text,
@@ -152,9 +153,9 @@ def test_the_sparse_erase_target_and_its_loss_equal_the_dense_ones():
 def test_consistency_rows_are_cut_to_the_length_from_the_start_of_the_text():
     # [BOS] x1..x5 | r1 r2 c1 c2 c3: lead 1, n_text 6 (BOS and x).
     row = [0, 11, 12, 13, 14, 15, 21, 22, 31, 32, 33]
-    assert elm.fit_to_length(row, 6, 1, 20) == (row, 6)  # fits: unchanged
-    assert elm.fit_to_length(row, 6, 1, 8) == ([0, 14, 15, 21, 22, 31, 32, 33], 3)  # x shortened from its start
-    assert elm.fit_to_length(row, 6, 1, 5) == ([0, 15, 21, 22, 31], 2)  # one token of x stays; the end goes
+    assert consistency.fit_to_length(row, 6, 1, 20) == (row, 6)  # fits: unchanged
+    assert consistency.fit_to_length(row, 6, 1, 8) == ([0, 14, 15, 21, 22, 31, 32, 33], 3)  # x shortened from its start
+    assert consistency.fit_to_length(row, 6, 1, 5) == ([0, 15, 21, 22, 31], 2)  # one token of x stays; the end goes
 
 
 def test_erase_target_moves_mass_from_the_experts_token_to_the_novices():
@@ -212,13 +213,13 @@ def test_one_batch_of_frozen_passes_equals_three_separate_passes(tiny_dir, lead)
     model = context.model
     model.eval()
     with context.original_model() as original:
-        plain, expert_logits, novice_logits = elm.frozen_passes(
+        plain, expert_logits, novice_logits = passes.frozen_passes(
             original, rows, expert, novice, lead=method.lead, pad_id=method.pad_id, width=forget.input_ids.shape[1])
         for b, row in enumerate(rows):
             alone = original(input_ids=torch.tensor([row])).logits[0]
             torch.testing.assert_close(plain[b, :len(row)], alone, atol=1e-5, rtol=1e-4)
             for prefixes, batched in ((expert, expert_logits), (novice, novice_logits)):
-                framed = elm.with_prefix(row, prefixes[b], method.lead)
+                framed = passes.with_prefix(row, prefixes[b], method.lead)
                 assert framed[:method.lead] == row[:method.lead] and framed[-(len(row) - method.lead):] == row[method.lead:]
                 separate = original(input_ids=torch.tensor([framed])).logits[0, len(prefixes[b]):]
                 torch.testing.assert_close(batched[b, :len(row)], separate, atol=1e-5, rtol=1e-4)
@@ -228,8 +229,8 @@ def test_framings_are_inserted_after_the_leading_special_tokens(tiny_dir):
     method, context, _ = setup_method(tiny_dir)
     method.prepare(context, {})
     assert method.lead == 0  # the tiny tokenizer adds no BOS; the demo's adds one
-    assert elm.with_prefix([1, 10, 11], [7, 8], 1) == [1, 7, 8, 10, 11]
-    assert elm.with_prefix([10, 11], [7, 8], 0) == [7, 8, 10, 11]
+    assert passes.with_prefix([1, 10, 11], [7, 8], 1) == [1, 7, 8, 10, 11]
+    assert passes.with_prefix([10, 11], [7, 8], 0) == [7, 8, 10, 11]
 
 
 def test_a_framed_text_longer_than_the_context_is_a_user_error(tiny_dir):
@@ -250,15 +251,15 @@ def test_guided_sampling_is_seeded_and_independent_of_the_rows_beside_it(tiny_di
     method, context, _ = setup_method(tiny_dir)
     method.prepare(context, {})
     prompts = [p["prompt"] for p in method._consistency_prompts(context)]
-    experts = [elm.with_prefix(p, method.expert_ids[0], method.lead) for p in prompts]
-    novices = [elm.with_prefix(p, method.novice_ids[0], method.lead) for p in prompts]
+    experts = [passes.with_prefix(p, method.expert_ids[0], method.lead) for p in prompts]
+    novices = [passes.with_prefix(p, method.novice_ids[0], method.lead) for p in prompts]
     options = {"guidance": 3.0, "max_new_tokens": 6, "eos_token_id": None, "pad_id": method.pad_id}
     with context.original_model() as original:
-        together = elm.sample_guided(original, prompts, experts, novices, seeds=[5, 6, 7], **options)
-        again = elm.sample_guided(original, prompts, experts, novices, seeds=[5, 6, 7], **options)
-        alone = [elm.sample_guided(original, [p], [e], [n], seeds=[s], **options)[0]
+        together = consistency.sample_guided(original, prompts, experts, novices, seeds=[5, 6, 7], **options)
+        again = consistency.sample_guided(original, prompts, experts, novices, seeds=[5, 6, 7], **options)
+        alone = [consistency.sample_guided(original, [p], [e], [n], seeds=[s], **options)[0]
                  for p, e, n, s in zip(prompts, experts, novices, (5, 6, 7))]
-        other_seed = elm.sample_guided(original, prompts, experts, novices, seeds=[8, 9, 10], **options)
+        other_seed = consistency.sample_guided(original, prompts, experts, novices, seeds=[8, 9, 10], **options)
     assert together == again == alone  # left padding and the KV cache change nothing
     assert all(len(c) == 6 for c in together)
     assert other_seed != together
@@ -266,7 +267,7 @@ def test_guided_sampling_is_seeded_and_independent_of_the_rows_beside_it(tiny_di
 
 def test_consistency_continuations_are_cached_by_a_hash(tiny_dir, private_cache, monkeypatch):
     calls = []
-    sample = elm.sample_guided
+    sample = consistency.sample_guided
     monkeypatch.setattr(elm, "sample_guided", lambda *a, **k: calls.append(1) or sample(*a, **k))
 
     def prepared(params=None, forget=FORGET):

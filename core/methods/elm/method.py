@@ -8,7 +8,7 @@ fluent. Three terms, each streamed by name:
 
 - "erase": soft-label CE of pθ(x) against q_t = softmax(top_k(ℓ0 + η_t(ℓn − ℓe))), where ℓ0, ℓe,
   ℓn are the frozen model's log-probabilities (temperature T) on x, on an expert framing + x and
-  on a novice framing + x (core/methods/elm_losses.py), η_t ramping from 1 to η along x.
+  on a novice framing + x (core/methods/elm/losses.py), η_t ramping from 1 to η along x.
 - "retain": CE of pθ on retain text against p0's argmax tokens (with a "general" data set, or
   further retain sources such as QA rows in their own template, the weighted mean of that CE over
   the batches, weighted by each source's ``weight``, 1 when not given).
@@ -16,7 +16,7 @@ fluent. Three terms, each streamed by name:
   under guidance +γ·(log p_novice − log p_expert), so the erased model still writes fluent text
   after the concept comes up.
 The frozen model p0 is the same network with the adapter off; the phrasings are our own
-(core/methods/elm_phrasings.py).
+(core/methods/elm/phrasings.py).
 
 Where we differ from the authors' code, and why:
 - The framing is inserted as tokens after the leading special tokens (BOS), so the last n tokens
@@ -51,17 +51,15 @@ Where we differ from the authors' code, and why:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
 import torch
 
-from unlearn_studio.core.cache import cache_root, content_digest
 from unlearn_studio.core.data.templates import IGNORE_INDEX, _special_affixes, pad_token_id_for
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.methods.base import (
@@ -75,155 +73,31 @@ from unlearn_studio.core.methods.base import (
     forward_logits,
     role_batches,
 )
+from unlearn_studio.core.methods.elm.consistency import (
+    CACHE_VERSION,
+    SAMPLE_CHUNK,
+    consistency_cache_dir,
+    fit_to_length,
+    load_cached,
+    model_fingerprint,
+    sample_guided,
+    store_cached,
+)
 from unlearn_studio.core.methods.elm.losses import (
-    align_to_text,
     erase_target,
     erase_target_top_k,
-    guided_scores,
     hard_cross_entropy,
     soft_cross_entropy,
     sparse_soft_cross_entropy,
 )
+from unlearn_studio.core.methods.elm.passes import eval_mode, frozen_passes, right_padded, with_prefix
 from unlearn_studio.core.methods.elm.phrasings import REDIRECTIONS, expert_prefixes, novice_prefixes
 from unlearn_studio.core.methods.losses import mean_answer_ce
 from unlearn_studio.core.methods.registry import register
-from unlearn_studio.core.model.generate import cache_of, generation_rows, model_device, with_cache
+from unlearn_studio.core.model.generate import generation_rows
 
-CACHE_VERSION = 1  # bump when the way continuations are sampled changes
-SAMPLE_CHUNK = 32  # prompts per sampling batch (three rows each) when the run's batch size is unknown
 PAPER = "ELM (arXiv 2410.02760)"
 AUTHORS_CODE = "ELM authors' code (erasing-llm, trainscripts/erase.py)"
-
-
-def consistency_cache_dir() -> Path:
-    """Where sampled consistency continuations are kept: beside the evaluation caches, in the
-    user cache folder (e.g. ~/.cache/unlearn-studio/elm_consistency on Linux)."""
-    return cache_root() / "elm_consistency"
-
-
-def with_prefix(ids: Sequence[int], prefix: Sequence[int], lead: int) -> list[int]:
-    """``ids`` with ``prefix`` inserted after its ``lead`` leading special tokens."""
-    return [*ids[:lead], *prefix, *ids[lead:]]
-
-
-def _right_padded(sequences: Sequence[Sequence[int]], width: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, seq in enumerate(sequences):
-        ids[i, :len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
-        mask[i, :len(seq)] = 1
-    return ids, mask
-
-
-def fit_to_length(ids: Sequence[int], n_text: int, lead: int, limit: int) -> tuple[list[int], int]:
-    """A consistency row ("x + redirection + continuation", x being its first ``n_text`` tokens)
-    cut to ``limit`` tokens, as every sequence a step trains on is cut to training.max_length:
-    x loses tokens from its start (after the ``lead`` special tokens, keeping at least one), so
-    that the trained part after x stays whole; only if that alone is too long is its end cut.
-    Returns the ids and the new length of x."""
-    ids = list(ids)
-    drop = min(max(0, len(ids) - limit), max(0, n_text - lead - 1))
-    ids = ids[:lead] + ids[lead + drop:]
-    return ids[:limit], n_text - drop
-
-
-@contextlib.contextmanager
-def eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """No dropout inside the block; the model's mode is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
-def frozen_passes(model: torch.nn.Module, rows: Sequence[Sequence[int]], expert: Sequence[Sequence[int]],
-                  novice: Sequence[Sequence[int]], *, lead: int, pad_id: int,
-                  width: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The model's logits on each row, on expert[b] + row and on novice[b] + row (each framing
-    inserted after ``lead`` special tokens), from ONE right-padded batch of 3·B rows; the framed
-    logits are moved onto the row's own positions. Three [B, width, V] tensors (width defaults
-    to the longest row)."""
-    n = len(rows)
-    width = width or max(len(r) for r in rows)
-    sequences = [*rows, *(with_prefix(r, p, lead) for r, p in zip(rows, expert, strict=True)),
-                 *(with_prefix(r, p, lead) for r, p in zip(rows, novice, strict=True))]
-    ids, mask = _right_padded(sequences, max(width, max(len(s) for s in sequences)), pad_id)
-    device = model_device(model)
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
-    offset = torch.tensor([len(p) for p in (*expert, *novice)], device=logits.device)
-    return (logits[:n, :width],
-            align_to_text(logits[n:2 * n], offset[:n], width),
-            align_to_text(logits[2 * n:], offset[n:], width))
-
-
-@torch.no_grad()
-def sample_guided(model: torch.nn.Module, plain: Sequence[Sequence[int]], expert: Sequence[Sequence[int]],
-                  novice: Sequence[Sequence[int]], *, guidance: float, max_new_tokens: int,
-                  eos_token_id: int | None, pad_id: int, seeds: Sequence[int],
-                  chunk_size: int = SAMPLE_CHUNK, check: Callable[[], None] | None = None) -> list[list[int]]:
-    """Continuations of ``plain[b]`` sampled from softmax(log p + γ·(log p_novice − log p_expert)),
-    where p_expert and p_novice see ``expert[b]`` and ``novice[b]`` (the same text with a framing)
-    followed by the same sampled tokens. The three rows run as one left-padded batch with a KV
-    cache; each row draws from its own generator (``seeds[b]``), so a row's continuation does not
-    depend on the rows beside it. Cut at EOS. ``check`` is called before every new token (it raises to
-    end the sampling: a cancel)."""
-    out: list[list[int]] = []
-    for start in range(0, len(plain), chunk_size):
-        part = slice(start, start + chunk_size)
-        out += _sample_chunk(model, [*plain[part], *expert[part], *novice[part]], list(seeds[part]),
-                             guidance, max_new_tokens, eos_token_id, pad_id, check)
-    return out
-
-
-def _sample_chunk(model, sequences, seeds, guidance, max_new_tokens, eos_token_id, pad_id, check) -> list[list[int]]:
-    n, device = len(seeds), model_device(model)
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, seq in enumerate(sequences):
-        ids[i, width - len(seq):] = torch.as_tensor(list(seq), dtype=torch.long)
-        mask[i, width - len(seq):] = 1
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    results: list[list[int]] = [[] for _ in range(n)]
-    finished = [False] * n
-    # Only the last position's logits are sampled from; the others would cost [rows, T, V].
-    output = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                   position_ids=positions.to(device), logits_to_keep=1, **with_cache(None))
-    for step in range(max_new_tokens):
-        if check is not None:
-            check()
-        last = output.logits[:, -1]
-        probs = torch.softmax(guided_scores(last[:n], last[n:2 * n], last[2 * n:], guidance), dim=-1).cpu()
-        tokens = []
-        for b in range(n):
-            token = pad_id if finished[b] else int(torch.multinomial(probs[b], 1, generator=generators[b]))
-            if not finished[b]:
-                if token == eos_token_id:
-                    finished[b] = True
-                else:
-                    results[b].append(token)
-            tokens.append(token)
-        if all(finished) or step == max_new_tokens - 1:
-            break
-        mask = torch.cat([mask, torch.ones((len(sequences), 1), dtype=torch.long)], dim=1)
-        positions = positions[:, -1:] + 1
-        output = model(input_ids=torch.tensor(tokens * 3).unsqueeze(1).to(device), attention_mask=mask.to(device),
-                       position_ids=positions.to(device), **with_cache(cache_of(output)))
-    return results
-
-
-def model_fingerprint(model: torch.nn.Module) -> dict[str, str]:
-    """What identifies the base weights for the cache: the folder's content digest when the
-    model came from a folder, and a hash of a slice of its input embeddings (cheap, and it tells
-    apart models that share a name)."""
-    name = str(getattr(getattr(model, "config", None), "_name_or_path", "") or "")
-    folder = content_digest(name) if name and Path(name).is_dir() else ""
-    weights = model.get_input_embeddings().weight.detach().flatten()
-    sample = torch.cat([weights[:4096], weights[-4096:]]).float().cpu().numpy().tobytes()
-    return {"name": name, "folder": folder, "embeddings": hashlib.sha256(sample).hexdigest()}
 
 
 @register
@@ -362,7 +236,7 @@ class ELM(UnlearningMethod):
         }, sort_keys=True)
         key = hashlib.sha256(key_text.encode()).hexdigest()[:32]
         path = Path(self.cache_dir) / f"{key}.json"
-        continuations = self._load_cached(path, len(prompts))
+        continuations = load_cached(path, len(prompts))
         if continuations is None:
             context.log("info", f"ELM: sampling {len(prompts)} consistency continuations "
                                 f"({new_tokens} tokens, guidance {self.params['guidance']:g})")
@@ -375,29 +249,10 @@ class ELM(UnlearningMethod):
                     eos_token_id=context.tokenizer.eos_token_id, pad_id=self.pad_id,
                     seeds=[self.params["seed"] * 1_000_003 + i for i in range(len(prompts))],
                     chunk_size=max(1, rows // 3), check=context.check_stop)  # three rows per prompt: plain, expert, novice
-            self._store(path, continuations, context)
+            store_cached(path, continuations, context.log)
         else:
             context.log("info", f"ELM: consistency continuations from the cache {path}")
         return [{"ids": p["prompt"] + c, "n_text": p["n_text"]} for p, c in zip(prompts, continuations, strict=True)]
-
-    @staticmethod
-    def _load_cached(path: Path, count: int) -> list[list[int]] | None:
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))["continuations"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # missing or damaged: sampled again and overwritten
-        return rows if isinstance(rows, list) and len(rows) == count else None
-
-    @staticmethod
-    def _store(path: Path, continuations: list[list[int]], context: MethodContext) -> None:
-        """Write atomically (temporary file, then rename); a cache that cannot be written only costs time."""
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f"{path.name}.{id(continuations)}.partial")
-            partial.write_text(json.dumps({"continuations": continuations}), encoding="utf-8")
-            partial.replace(path)
-        except OSError as exc:
-            context.log("warning", f"ELM: could not cache the consistency continuations in {path}: {exc}")
 
     # ---- the step ------------------------------------------------------------------------------
 
@@ -460,7 +315,7 @@ class ELM(UnlearningMethod):
             sequences.append(ids)
             labels.append([IGNORE_INDEX] * n_text + ids[n_text:])
         width = max(len(s) for s in sequences)
-        ids, mask = _right_padded(sequences, width, self.pad_id)
+        ids, mask = right_padded(sequences, width, self.pad_id)
         label_ids = torch.full_like(ids, IGNORE_INDEX)
         for i, row_labels in enumerate(labels):
             label_ids[i, :len(row_labels)] = torch.as_tensor(row_labels[:width], dtype=torch.long)
