@@ -15,18 +15,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tempfile
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
 
-from unlearn_studio.core.data.formats import split_path
 from unlearn_studio.core.data.roles import ROLES as _ROLE_TABLE
 from unlearn_studio.core.errors import UserError
-from unlearn_studio.core.paths import demo_data_dir, demo_model_dir
+from unlearn_studio.core.paths import demo_data_dir, demo_model_dir, split_path
+from unlearn_studio.core.project.config_file import parse_toml, read_project_text, write_project_text
+from unlearn_studio.core.project.config_rules import check_rules
 from unlearn_studio.core.project.config_validation import build, serialised_fields
 from unlearn_studio.core.project.tracking_config import TrackingConfig
 
@@ -326,50 +325,14 @@ class RunConfig:
     ) -> RunConfig:
         """Parse TOML text; syntax errors become ``UserError`` with the line number."""
         where = source or "the project file"
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            message = str(e)
-            m = re.search(r"\(at line (\d+), column (\d+)\)", message)
-            if m:
-                detail = message[: m.start()].strip()
-                problem = f"Syntax error in {where} at line {m.group(1)}, column {m.group(2)}: {detail}"
-            else:
-                problem = f"Syntax error in {where}: {message}"
-            raise UserError(
-                problem,
-                "Fix the TOML at that line (strings need quotes, tables are written [name]).",
-            ) from None
+        data = parse_toml(text, where)
         return cls.from_dict(data, base_dir=base_dir, source=where)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RunConfig:
         """Read and validate a project TOML file."""
         path = Path(path).expanduser()
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise UserError(
-                f"The project file {path} does not exist",
-                "Check the path, or create a project in the app and save it there.",
-            ) from None
-        except IsADirectoryError:
-            raise UserError(
-                f"{path} is a folder, not a project file",
-                "Pass the path of a project .toml file.",
-            ) from None
-        except OSError as e:
-            raise UserError(
-                f"The project file {path} cannot be read: {e.strerror}",
-                "Check that the file exists and that you may read it.",
-            ) from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise UserError(
-                f"The project file {path} is not UTF-8 text (bad byte at offset {e.start})",
-                "Save the file as UTF-8 text.",
-            ) from None
+        text = read_project_text(path)
         return cls.from_toml(text, base_dir=path.resolve().parent, source=path.name)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -378,67 +341,12 @@ class RunConfig:
         Paths are kept as written; relative ones stay relative to the folder they were written
         for, so save into the same folder as the file the config came from.
         """
-        path = Path(path).expanduser()
-        text = self.to_toml()
-        folder = path.resolve().parent
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                    f.write(text)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError as e:
-            raise UserError(
-                f"The project file {path} cannot be written: {e.strerror}",
-                "Choose a folder you can write to.",
-            ) from None
+        write_project_text(Path(path).expanduser(), self.to_toml())
 
     # ---- rules across fields -----------------------------------------------------------------
 
     def _check_rules(self, where: str) -> None:
-        t = self.training
-        if (t.max_steps is None) == (t.epochs is None):
-            state = "both are set" if t.max_steps is not None else "neither is set"
-            raise UserError(
-                f"In {where}, exactly one of 'training.max_steps' and 'training.epochs' "
-                f"must be set, but {state}",
-                "Keep 'training.max_steps' (a step count) or 'training.epochs' (passes over "
-                "the forget set), not both.",
-            )
-        if not self.name.strip():
-            raise UserError(f"'name' in {where} is empty", "Give the project a name.")
-        for role, source in self.data.items():
-            for key, each in source.sources(role).items():
-                if not each.path.strip():
-                    raise UserError(
-                        f"'data.{key.replace('.', '.also.')}.path' in {where} is empty",
-                        "Give the path of the data file (relative to the project file, or demo:NAME).",
-                    )
-            for name, extra in source.also.items():
-                if extra.also or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-                    raise UserError(
-                        f"[data.{role}.also.{name}] in {where} "
-                        + ("has sources of its own" if extra.also else "has a name with characters other than "
-                           "letters, digits, '_' and '-'"),
-                        f"List every further source of {role} directly under [data.{role}.also], named with "
-                        "letters, digits, '_' or '-'.",
-                    )
-        if self.lora.enabled and not self.lora.roles:
-            raise UserError(
-                f"'lora.roles' in {where} is empty while LoRA is enabled",
-                "List the projections to adapt, for example roles = [\"q\", \"v\"].",
-            )
-        betas = self.optimizer.betas
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise UserError(
-                f"'optimizer.betas' in {where} must be two numbers in [0, 1), got {betas}",
-                "Write for example betas = [0.9, 0.999].",
-            )
+        check_rules(self, where)
 
 
 def _plain(obj: Any) -> Any:

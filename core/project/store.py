@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import importlib.metadata
 import json
 import logging
-import math
 import os
 import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -32,64 +28,19 @@ from sqlite_utils import Database
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.project.config import RunConfig
 from unlearn_studio.core.project.store_open import open_reader, open_writer, store_path
+from unlearn_studio.core.project.store_values import (
+    decode_metric,
+    encode_metric,
+    file_digest,
+    package_version,
+    timestamp,
+)
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("queued", "running", "paused", "finished", "failed", "cancelled", "interrupted", "stopped")
 TERMINAL_STATUSES = frozenset({"finished", "failed", "cancelled", "interrupted", "stopped"})
 PHASES = ("before", "after")
-
-# NaN and the infinities are kept apart from a missing value (NULL): value is NULL and special
-# says which one it was.
-_SPECIAL_TO_FLOAT = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _package_version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _encode_metric(value: Any) -> tuple[float | None, str | None]:
-    if value is None:
-        return None, None
-    v = float(value)
-    if math.isnan(v):
-        return None, "nan"
-    if math.isinf(v):
-        return None, "inf" if v > 0 else "-inf"
-    return v, None
-
-
-def _decode_metric(value: float | None, special: str | None) -> float | None:
-    if special is not None:
-        return _SPECIAL_TO_FLOAT[special]
-    return value
-
-
-def file_digest(path: Path) -> tuple[str, int]:
-    """SHA-256 and size of a file; for a folder, of its files (relative names included)."""
-    if path.is_dir():
-        outer = hashlib.sha256()
-        total = 0
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest, size = file_digest(f)
-            outer.update(f"{f.relative_to(path).as_posix()}\0{digest}\n".encode())
-            total += size
-        return outer.hexdigest(), total
-    h = hashlib.sha256()
-    size = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
-
 
 # --------------------------------------------------------------------------------------------
 # The store
@@ -135,7 +86,7 @@ class Store:
     def _mark_interrupted(self) -> None:
         with self._write():
             rows = list(self.db.query("SELECT id, status FROM runs WHERE status IN ('running', 'paused')"))
-            now = _now()
+            now = timestamp()
             for row in rows:
                 self.db["runs"].update(
                     row["id"],
@@ -204,7 +155,7 @@ class Store:
         """Add a project; ``path`` is its TOML file (stored absolute). Returns the project id."""
         stored = str(Path(path).expanduser().absolute()) if path is not None else None
         with self._write():
-            table = self.db["projects"].insert({"name": name, "path": stored, "created": _now()})
+            table = self.db["projects"].insert({"name": name, "path": stored, "created": timestamp()})
             return int(table.last_pk)
 
     def ensure_project(self, name: str, path: str | os.PathLike) -> int:
@@ -237,7 +188,7 @@ class Store:
             raise ValueError(f"a run starts 'running' or 'queued', not {status!r}")
         snapshot = json.dumps(config.to_dict())
         run_id = str(uuid.uuid4())
-        now = _now()
+        now = timestamp()
         row = {
             "id": run_id,
             "project_id": project_id,
@@ -250,9 +201,9 @@ class Store:
             "started": now if status == "running" else None,
             "ended": None,
             "seed": config.training.seed,
-            "torch_version": _package_version("torch"),
-            "transformers_version": _package_version("transformers"),
-            "peft_version": _package_version("peft"),
+            "torch_version": package_version("torch"),
+            "transformers_version": package_version("transformers"),
+            "peft_version": package_version("peft"),
             "output_dir": str(Path(output_dir).expanduser().absolute()),
             "error": None,
         }
@@ -273,11 +224,11 @@ class Store:
             run = self._require_run(run_id)
             changes: dict[str, Any] = {"status": status}
             if status in TERMINAL_STATUSES:
-                changes["ended"] = _now()
+                changes["ended"] = timestamp()
             else:
                 changes["ended"] = None
             if status == "running" and run["started"] is None:
-                changes["started"] = _now()
+                changes["started"] = timestamp()
             if error is not None or status not in TERMINAL_STATUSES:
                 # The error explains how a run ended; a resumed run starts without one.
                 changes["error"] = error
@@ -337,7 +288,7 @@ class Store:
         rows = []
         for step, values in entries:
             for key, raw in values.items():
-                value, special = _encode_metric(raw)
+                value, special = encode_metric(raw)
                 rows.append({"run_id": run_id, "key": key, "step": int(step), "value": value, "special": special})
         if not rows:
             return
@@ -362,7 +313,7 @@ class Store:
         sql += " ORDER BY key, step, rowid"
         with self._read():
             return [
-                (r["key"], r["step"], _decode_metric(r["value"], r["special"])) for r in self.db.query(sql, params)
+                (r["key"], r["step"], decode_metric(r["value"], r["special"])) for r in self.db.query(sql, params)
             ]
 
     def metric_history(self, run_id: str, *, through_step: int | None = None) -> dict[str, list[tuple[int, float | None]]]:
@@ -394,7 +345,7 @@ class Store:
             # Python's json keeps NaN and ±inf (as NaN/Infinity), which evaluation may produce.
             "aggregates_json": json.dumps(dict(aggregates)),
             "items_path": str(Path(items_path).expanduser().absolute()) if items_path is not None else None,
-            "created": _now(),
+            "created": timestamp(),
         }
         with self._write():
             self._require_run(run_id)
@@ -426,7 +377,7 @@ class Store:
             "path": str(path),
             "sha256": digest,
             "bytes": size,
-            "created": _now(),
+            "created": timestamp(),
         }
         with self._write():
             self._require_run(run_id)

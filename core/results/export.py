@@ -41,7 +41,7 @@ from unlearn_studio.core.model.portable import (
     make_model_config_portable,
     save_portable_tokenizer,
 )
-from unlearn_studio.core.project.store import file_digest
+from unlearn_studio.core.project.store_values import file_digest
 from unlearn_studio.core.results.finished_run import FinishedRun
 from unlearn_studio.core.results.model_card import BaseModel, base_model_of, model_card
 

@@ -35,7 +35,8 @@ from unlearn_studio.core.files import MARKER, own_kind
 from unlearn_studio.core.methods.base import DataRoles, Finish, Hyperparameter, Train
 from unlearn_studio.core.model import loading as models
 from unlearn_studio.core.project.config import RunConfig
-from unlearn_studio.core.project.store import Store, file_digest
+from unlearn_studio.core.project.store import Store
+from unlearn_studio.core.project.store_values import file_digest
 from unlearn_studio.core.run import steps
 from unlearn_studio.core.run.checkpoint import prune
 from unlearn_studio.core.run.token_counter import TrainedTokenCounter
