@@ -34,9 +34,9 @@ def measure_timer_gaps(app, seconds: float) -> dict:
 
     from unlearn_studio.core.events import StepEvent
     from unlearn_studio.core.project.config import RunConfig
+    from unlearn_studio.gui.jobs import Jobs
     from unlearn_studio.gui.monitor import RunMonitor
     from unlearn_studio.gui.run_session import RunSession
-    from unlearn_studio.gui.jobs import Jobs
 
     config = RunConfig.load(REPO / "projects" / "grad_diff.toml")
     config.training.max_steps, config.evaluation.suite = 100_000, "none"

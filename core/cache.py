@@ -8,7 +8,7 @@ from pathlib import Path
 
 import platformdirs
 
-from unlearn_studio.core.data.formats import split_path
+from unlearn_studio.core.paths import split_path
 
 FULL_HASH_LIMIT = 64 << 20  # larger files are fingerprinted, not hashed whole (see _file_fingerprint)
 

@@ -1,4 +1,5 @@
-"""Where the app's shipped files are: the built-in demo and the ready project files."""
+"""Where the app's shipped files are (the built-in demo and the ready project files), and how a
+data path names a split of a saved data set."""
 
 from __future__ import annotations
 
@@ -36,3 +37,18 @@ def projects_dir() -> Path:
 
 def demo_project() -> Path:
     return projects_dir() / "demo.toml"
+
+
+def split_path(path: str | Path) -> tuple[Path, str | None]:
+    """Split ``folder:split`` (a split of a saved DatasetDict) into the folder and the split.
+
+    Only splits when the whole string is not an existing path and the part before the last
+    colon is, so Windows drive letters and colons in file names keep working.
+    """
+    text = str(path)
+    if Path(text).exists() or ":" not in text:
+        return Path(text), None
+    head, _, split = text.rpartition(":")
+    if head and split and Path(head).is_dir():
+        return Path(head), split
+    return Path(text), None

@@ -48,3 +48,56 @@ def test_packages_import_under_the_distribution_name_only(tmp_path):
              "print([u.find_spec(n) is not None for n in ('unlearn_studio.core', 'unlearn_studio.gui', 'core', 'gui')])")
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[True, True, False, False]"
+
+
+# core/'s layers, lowest first: a module imports from its own layer and the layers below it only
+# (docs/ARCHITECTURE.md draws them). The CLI is core's outermost layer; it imports the GUI only to
+# open the app.
+CORE_LAYERS = (
+    ("errors", "paths", "events", "control", "files", "cache"),
+    ("data",),
+    ("model",),
+    ("project",),
+    ("evaluation",),
+    ("methods",),
+    ("run",),
+    ("results",),
+    ("demo",),
+    ("cli",),
+)
+LAYER_OF = {unit: level for level, units in enumerate(CORE_LAYERS) for unit in units}
+
+
+def _core_units_imported(path: Path) -> set[str]:
+    """The core units (subsystem folder or shared module) ``path`` imports, anywhere in the file."""
+    units = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+        for name in names:
+            parts = name.split(".")
+            if parts[:2] == ["unlearn_studio", "core"] and len(parts) > 2:
+                units.add(parts[2])
+            elif parts[:2] == ["unlearn_studio", "gui"]:
+                units.add("gui")
+    return units
+
+
+def test_core_has_only_its_layers_at_the_top():
+    top = {p.stem for p in (ROOT / "core").iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
+    assert top - {"__init__"} == set(LAYER_OF)
+
+
+def test_no_import_in_core_runs_back_up_its_layers():
+    upward = {}
+    for path in (ROOT / "core").rglob("*.py"):
+        relative = path.relative_to(ROOT / "core")
+        if len(relative.parts) == 1 and relative.stem == "__init__":
+            continue
+        unit = relative.parts[0].removesuffix(".py")
+        allowed = {"gui"} if unit == "cli" else set()
+        above = {other for other in _core_units_imported(path) - allowed
+                 if other == "gui" or LAYER_OF[other] > LAYER_OF[unit]}
+        if above:
+            upward[str(path.relative_to(ROOT))] = sorted(above)
+    assert upward == {}

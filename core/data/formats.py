@@ -64,21 +64,6 @@ class ReadResult:
     notes: list[str] = field(default_factory=list)
 
 
-def split_path(path: str | Path) -> tuple[Path, str | None]:
-    """Split ``folder:split`` (a split of a saved DatasetDict) into the folder and the split.
-
-    Only splits when the whole string is not an existing path and the part before the last
-    colon is, so Windows drive letters and colons in file names keep working.
-    """
-    text = str(path)
-    if Path(text).exists() or ":" not in text:
-        return Path(text), None
-    head, _, split = text.rpartition(":")
-    if head and split and Path(head).is_dir():
-        return Path(head), split
-    return Path(text), None
-
-
 def normalize_format(fmt: str) -> str:
     """The canonical format name for ``fmt`` ("auto" stays "auto")."""
     name = _ALIASES.get(fmt.lower(), fmt.lower())

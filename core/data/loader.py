@@ -5,11 +5,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unlearn_studio.core.data.columns import layout_of, multiple_choice_columns, resolve_columns
-from unlearn_studio.core.data.formats import detect_format, normalize_format, read_file, split_path
+from unlearn_studio.core.data.formats import detect_format, normalize_format, read_file
 from unlearn_studio.core.data.roles import ROLES, Role, get_role
 from unlearn_studio.core.data.templates import resolve_template
 from unlearn_studio.core.data.validate import RowError, ValidationReport, normalize_row
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.paths import split_path
 
 _STRICT_SHOWN = 5
 

@@ -1,7 +1,7 @@
 """What the demo build measures about its models, written to REPORT.json.
 
 These are quick, self-contained checks that the models learned the world (the full evaluation
-suite lives in core/evaluate.py): value accuracy by greedy decoding, memorization accuracy of the
+suite lives in core/evaluation/): value accuracy by greedy decoding, memorization accuracy of the
 secret records, multiple-choice accuracy on the sagas, the harmful-answer rate and perplexity.
 """
 

@@ -33,12 +33,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from unlearn_studio.core.data.columns import CANONICAL, detect_columns
-from unlearn_studio.core.data.formats import detect_format, normalize_format, read_file, split_path
+from unlearn_studio.core.data.formats import detect_format, normalize_format, read_file
 from unlearn_studio.core.data.loader import load_dataset_file
 from unlearn_studio.core.data.roles import ROLES
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.evaluation.metrics.likelihood import tr_right_answer
-from unlearn_studio.core.paths import demo_retain_model_dir
+from unlearn_studio.core.paths import demo_retain_model_dir, split_path
 
 KINDS = ("qa", "text", "memorization", "mcq", "truthfulness")
 # Data roles a project's evaluation measures, in table order (the expert roles only train).

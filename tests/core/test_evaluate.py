@@ -16,8 +16,8 @@ from unlearn_studio.core.cli import eval as eval_command
 from unlearn_studio.core.control import Cancelled
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.evaluation import evaluate as ev
-from unlearn_studio.core.evaluation import scoring
 from unlearn_studio.core.evaluation import reference as reference_module
+from unlearn_studio.core.evaluation import scoring
 from unlearn_studio.core.evaluation.evaluate import cached_before, evaluate
 from unlearn_studio.core.evaluation.passes import qa_pair
 from unlearn_studio.core.evaluation.progress import ProgressTracker

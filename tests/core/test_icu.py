@@ -20,6 +20,7 @@ from unlearn_studio.core.evaluation.metrics import memorization
 from unlearn_studio.core.events import LogEvent, StepEvent
 from unlearn_studio.core.methods.base import MethodContext, all_terms, forward_logits
 from unlearn_studio.core.methods.icu import method as icu_module
+from unlearn_studio.core.methods.icu.method import shared_tokens
 from unlearn_studio.core.methods.icu.neighbours import choose_neighbours, mean_pooled, nearest, own_embeddings
 from unlearn_studio.core.methods.icu.refine import (
     Batches,
@@ -36,7 +37,6 @@ from unlearn_studio.core.methods.icu.refine import (
     stop_cut_points,
     token_f1,
 )
-from unlearn_studio.core.methods.icu.method import shared_tokens
 from unlearn_studio.core.methods.losses import mean_answer_ce
 from unlearn_studio.core.methods.registry import get_method
 from unlearn_studio.core.model.loading import attach_lora, load_model

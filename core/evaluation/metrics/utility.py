@@ -1,7 +1,7 @@
 """Model utility (TOFU): the harmonic mean of several "higher is better" scores in [0, 1].
 
 A harmonic mean is dragged down by the weakest component, so a model cannot buy back a collapsed
-ability with the others. core/evaluate.py documents which components it uses.
+ability with the others. core/evaluation/suite_metrics.py documents which components it uses.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Tang et al., Learn while Unlearn: An Iterative Unlearning Framework for Generative Language
 Models, arXiv 2407.20271, and their code (github.com/himalalps/ICU,
 train_neo_meanwhile_update.py). Targets are memorized sequences (the forget role); each one has
-its nearest non-target neighbour from the retain role (icu_neighbours.py). On the ACTIVE targets
+its nearest non-target neighbour from the retain role (icu/neighbours.py). On the ACTIVE targets
 of a batch and their neighbours:
 
     L = −uw·CE(targets) + lw·CE(neighbours) + kl·KL(p0 ‖ pθ on neighbours)

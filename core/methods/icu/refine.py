@@ -33,10 +33,11 @@ from dataclasses import dataclass
 
 import torch
 
-from unlearn_studio.core.data.formats import read_file, split_path
+from unlearn_studio.core.data.formats import read_file
 from unlearn_studio.core.data.templates import IGNORE_INDEX, pad_token_id_for
 from unlearn_studio.core.evaluation.metrics import memorization
 from unlearn_studio.core.model.generate import generate_ids, generation_rows
+from unlearn_studio.core.paths import split_path
 
 Check = Callable[[], None] | None  # called between batches; raises to end the work (a cancel)
 
