@@ -29,6 +29,8 @@ import threading
 import time
 from pathlib import Path
 
+from flops import flops_per_token
+
 REPO = Path(__file__).resolve().parent.parent
 BASELINE = "sft"
 METHODS = ("grad_ascent", "grad_diff", "npo", "rmu", "sku", "icu", "elm")
@@ -67,6 +69,48 @@ def build_bench_model(folder: Path, hidden: int, layers: int, dtype: str = "fp32
     LlamaForCausalLM(config).to(DTYPES[dtype]).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def long_rows(path: Path, length: int, rows: int) -> Path:
+    """Raw-text rows of the demo's general text, each longer than ``length`` tokens, so that every
+    batch is ``batch x length`` tokens of real text (the demo's own rows are under 100 tokens)."""
+    from unlearn_studio.core.paths import demo_data_dir
+
+    texts = [json.loads(line)["text"] for line in (demo_data_dir() / "general.jsonl").read_text().splitlines()]
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(rows):
+            words: list[str] = []
+            j = i
+            while len(words) < 2 * length:  # a demo token is a word or less
+                words += texts[j % len(texts)].split()
+                j += 7
+            out.write(json.dumps({"text": " ".join(words)}) + "\n")
+    return path
+
+
+def use_long_rows(config, folder: Path) -> None:
+    """Every data role of ``config`` reads long rows (``long_rows``) as raw text."""
+    t = config.training
+    path = long_rows(folder / "long_rows.jsonl", t.max_length, 4 * t.batch_size)
+    for source in config.data.values():
+        source.path, source.template, source.format, source.columns = str(path), "raw", "auto", {}
+
+
+def peek(loop) -> dict[str, list[int]]:
+    """The rows each of a StepLoop's streams draws next (this process's share), without moving it."""
+    drawn = {}
+    for role, stream in loop.streams.items():
+        state = stream.state()
+        chosen = stream.next_indices()
+        stream.load_state(state)
+        drawn[role] = chosen[stream.rank :: stream.world] or [chosen[stream.rank % len(chosen)]]
+    return drawn
+
+
+def padded_length(loop, drawn: dict[str, list[int]]) -> float:
+    """The mean over roles of the drawn batches' padded length (the attention's sequence length)."""
+    widths = [max(len(loop.streams[role].examples[i]["input_ids"]) for i in rows) for role, rows in drawn.items()]
+    return sum(widths) / len(widths)
 
 
 BASELINE_METHOD = "bench_sft"
@@ -136,7 +180,8 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps: int, dtype: str = "fp32") -> dict:
+def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps: int, dtype: str = "fp32",
+                long: bool = False) -> dict:
     """Run ``method`` for ``steps`` steps in this process; its step time and memory, with the
     set-up (model, LoRA, the method's ``prepare``) apart from the training steps."""
     import torch
@@ -145,7 +190,7 @@ def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps:
     from unlearn_studio.core.run.steps import StepLoop
 
     cuda = torch.cuda.is_available()
-    seen: dict = {"seconds": [], "tokens": [], "setup_gpu_mb": None, "setup_rss_mb": None,
+    seen: dict = {"seconds": [], "tokens": [], "lengths": [], "setup_gpu_mb": None, "setup_rss_mb": None,
                   "start_gpu_mb": None, "start_rss_mb": None}
     one_step = StepLoop.one_step
 
@@ -160,6 +205,9 @@ def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps:
                 seen["setup_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
                 seen["start_gpu_mb"] = torch.cuda.memory_allocated() / 2**20
                 torch.cuda.reset_peak_memory_stats()
+            seen["model"] = self.p.model
+            seen["lora_parameters"] = sum(param.numel() for param in self.trainable)
+        seen["lengths"].append(padded_length(self, peek(self)))
         started = time.perf_counter()
         sampler.active = True
         outcome = one_step(self, number)
@@ -175,6 +223,8 @@ def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps:
     try:
         with tempfile.TemporaryDirectory() as out:
             config = bench_config(method, model_dir, Path(out), batch=batch, length=length, steps=steps, dtype=dtype)
+            if long:
+                use_long_rows(config, Path(out))
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             chosen = plain_sft_class() if config.method.name == BASELINE_METHOD else None
@@ -191,6 +241,8 @@ def measure_one(method: str, model_dir: Path, *, batch: int, length: int, steps:
         # machine slows a step now and then.
         "seconds_per_token": statistics.median(s / max(1, t) for s, t in zip(seen["seconds"], seen["tokens"])),
         "tokens_per_step": statistics.median(seen["tokens"]),
+        # Model FLOPs per trained token (flops.py), at the steps' median padded length.
+        "flops_per_token": flops_per_token(seen["model"], seen["lora_parameters"], statistics.median(seen["lengths"])),
         "setup_gpu_mb": seen["setup_gpu_mb"],
         "step_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         "start_gpu_mb": seen["start_gpu_mb"],
@@ -235,7 +287,7 @@ def _measure_apart(name: str, model_dir: Path, **settings) -> dict | None:
     """One run in a process of its own: nothing another run left behind counts against it."""
     command = [sys.executable, __file__, "--one", name, "--model", str(model_dir),
                *(f"--{key}={value}" for key, value in settings.items())]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=CHILD_ENV)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=CHILD_ENV, check=False)
     if done.returncode != 0:
         print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
         return None
@@ -259,10 +311,12 @@ def _measure_here(name: str, model_dir: Path, **settings) -> dict | None:
 
 
 def measure_all(methods: list[str], *, hidden: int, layers: int, batch: int, length: int, steps: int,
-                dtype: str = "fp32", in_process: bool = False) -> list[dict]:
+                dtype: str = "fp32", in_process: bool = False, long: bool = False,
+                save: str | None = None) -> list[dict]:
     """Each method, and SFT on each method's data before it, each in its own process (or, with
     ``in_process``, one after the other in this one); their measurements. A method's result
-    names its baseline (``"baseline"``)."""
+    names its baseline (``"baseline"``). With ``save``, the measurements so far are written there
+    after each run, so that a run cut short by a time limit keeps what it measured."""
     results, baselines = [], {}
     with tempfile.TemporaryDirectory() as folder:
         model_dir = build_bench_model(Path(folder) / "model", hidden, layers, dtype)
@@ -271,7 +325,7 @@ def measure_all(methods: list[str], *, hidden: int, layers: int, batch: int, len
             runs = ([] if baseline in baselines else [f"{BASELINE}:{method}"]) + [method]
             for name in runs:
                 measured = (_measure_here if in_process else _measure_apart)(
-                    name, model_dir, batch=batch, length=length, steps=steps, dtype=dtype)
+                    name, model_dir, batch=batch, length=length, steps=steps, dtype=dtype, long=long)
                 if measured is None:
                     continue
                 if name == method:
@@ -279,6 +333,8 @@ def measure_all(methods: list[str], *, hidden: int, layers: int, batch: int, len
                 else:
                     baselines[baseline] = measured | {"method": baseline}
                 print(f"  measured {name}", file=sys.stderr, flush=True)
+                if save:
+                    Path(save).write_text(json.dumps([*baselines.values(), *results], indent=1), encoding="utf-8")
     return [*baselines.values(), *results]
 
 
@@ -292,9 +348,8 @@ def measure_or_load(args) -> list[dict]:
     if args.load:
         return json.loads(Path(args.load).read_text(encoding="utf-8"))
     results = measure_all(args.methods.split(","), hidden=args.hidden, layers=args.layers, batch=args.batch,
-                          length=args.length, steps=args.steps, dtype=args.dtype, in_process=args.in_process)
-    if args.save:
-        Path(args.save).write_text(json.dumps(results, indent=1), encoding="utf-8")
+                          length=args.length, steps=args.steps, dtype=args.dtype, in_process=args.in_process,
+                          long=args.long_rows, save=args.save)
     return results
 
 
@@ -308,6 +363,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"), help="model.dtype of every run")
     parser.add_argument("--in-process", action="store_true",
                         help="run everything in this process (a GPU's counters are per run; saves start-up time)")
+    parser.add_argument("--long-rows", action="store_true",
+                        help="every role reads real text rows that fill max length (SFT's and the methods' alike)")
     parser.add_argument("--save", help="also write the measurements to this JSON file")
     parser.add_argument("--load", help="print the measurements saved in this JSON file instead of measuring")
 
@@ -320,9 +377,10 @@ def main_one() -> None:
     parser.add_argument("--length", type=int, required=True)
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--dtype", default="fp32")
+    parser.add_argument("--long", default="False")
     args = parser.parse_args()
     print(json.dumps(measure_one(args.one, args.model, batch=args.batch, length=args.length, steps=args.steps,
-                                 dtype=args.dtype)))
+                                 dtype=args.dtype, long=args.long == "True")))
 
 
 if __name__ == "__main__":
