@@ -18,10 +18,9 @@ from unlearn_studio.core.data.templates import (
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.model.loading import load_tokenizer
 from unlearn_studio.core.project.config import RunConfig
-from unlearn_studio.core.project.summary import preview_rows, read_role
+from unlearn_studio.core.project.summary import DatasetSummary, read_into
 
 BATCH_ROWS = 4
-ERRORS_SHOWN = 200
 
 
 @dataclass
@@ -33,24 +32,12 @@ class DecodedExample:
 
 
 @dataclass
-class RolePreview:
-    role: str
-    path: str
-    resolved: str = ""
-    format: str = ""
-    kind: str = ""
-    rows: int = 0
-    rows_read: int = 0
-    columns_present: list[str] = field(default_factory=list)
-    columns_used: dict[str, str] = field(default_factory=dict)
-    row_errors: list[str] = field(default_factory=list)  # "file:line: problem"
-    bad_rows: int = 0
-    warnings: list[str] = field(default_factory=list)
-    preview: list[dict[str, str]] = field(default_factory=list)
+class RolePreview(DatasetSummary):
+    """The role's summary and its first batch as training sees it."""
+
     template: str = ""
     batch: list[DecodedExample] = field(default_factory=list)
     batch_note: str = ""  # why there is no decoded batch, or truncation warnings
-    error: UserError | None = None
 
     @property
     def valid(self) -> bool:
@@ -64,26 +51,10 @@ def _tokenizer(folder: str, trust_remote_code: bool, allow_network: bool):
 
 
 def preview_role(config: RunConfig, role: str) -> RolePreview:
-    source = config.data[role]
-    result = RolePreview(role=role, path=source.path, resolved=source.path)
-    try:
-        result.resolved = str(config.resolve_path(source.path))
-        resolved = config.resolve_data_path(role)
-        loaded = read_role(resolved, role, source)
-    except UserError as error:
-        result.error = error
-        return result
-    result.format, result.kind = loaded.format, loaded.kind
-    result.rows, result.rows_read = loaded.n_rows, loaded.n_read
-    result.columns_present = list(loaded.columns_present)
-    result.columns_used = dict(loaded.columns_used)
-    result.bad_rows = len({e.origin for e in loaded.report.errors})
-    result.row_errors = [str(e) for e in loaded.report.errors[:ERRORS_SHOWN]]
-    result.warnings = list(loaded.report.warnings)
-    result.preview = preview_rows(loaded.rows)
-    if source.max_rows is not None and result.rows > source.max_rows:
-        result.warnings.append(f"only the first {source.max_rows} of {result.rows} rows are used (max_rows)")
-    _decode_first_batch(config, role, loaded.rows[:BATCH_ROWS], loaded.kind, result)
+    result = RolePreview(role=role, path=config.data[role].path)
+    loaded = read_into(result, config, role)
+    if loaded is not None:
+        _decode_first_batch(config, role, loaded.rows[:BATCH_ROWS], loaded.kind, result)
     return result
 
 

@@ -15,18 +15,25 @@ from unlearn_studio.core.model.loading import ModelFacts, describe_model_folder,
 from unlearn_studio.core.project.config import DataSource, RunConfig
 
 PREVIEW_ROWS = 50
+ERRORS_SHOWN = 200
 
 
 @dataclass
 class DatasetSummary:
+    """One data role's file as a run would read it: what was found, what is wrong, the first rows."""
+
     role: str
     path: str
-    resolved: str
+    resolved: str = ""
     format: str = ""
     kind: str = ""
-    rows: int = 0
-    columns: dict[str, str] = field(default_factory=dict)
+    rows: int = 0  # usable rows
+    rows_read: int = 0
+    columns_present: list[str] = field(default_factory=list)
+    columns_used: dict[str, str] = field(default_factory=dict)  # canonical column -> the file's column
     bad_rows: int = 0
+    row_errors: list[str] = field(default_factory=list)  # "file:line: problem", the first ERRORS_SHOWN
+    warnings: list[str] = field(default_factory=list)
     preview: list[dict[str, str]] = field(default_factory=list)  # the first rows, canonical columns as text
     error: UserError | None = None  # a whole-file problem (missing, empty, malformed)
 
@@ -59,22 +66,33 @@ def preview_rows(rows: list[dict]) -> list[dict[str, str]]:
 
 
 def summarize_dataset(config: RunConfig, role: str) -> DatasetSummary:
+    summary = DatasetSummary(role=role, path=config.data[role].path)
+    read_into(summary, config, role)
+    return summary
+
+
+def read_into(summary: DatasetSummary, config: RunConfig, role: str) -> LoadedData | None:
+    """Fill ``summary`` from the role's file; the rows read, or None when the file cannot be read
+    (its problem is then the summary's ``error``)."""
     source = config.data[role]
-    summary = DatasetSummary(role=role, path=source.path, resolved=source.path)
+    summary.resolved = source.path
     try:
         summary.resolved = str(config.resolve_path(source.path))
-        resolved = config.resolve_data_path(role)
-        loaded = read_role(resolved, role, source)
+        loaded = read_role(config.resolve_data_path(role), role, source)
     except UserError as error:
         summary.error = error
-        return summary
-    summary.format = loaded.format
-    summary.kind = loaded.kind
-    summary.rows = loaded.n_rows
-    summary.columns = dict(loaded.columns_used)
-    summary.bad_rows = len(loaded.report.errors)
+        return None
+    summary.format, summary.kind = loaded.format, loaded.kind
+    summary.rows, summary.rows_read = loaded.n_rows, loaded.n_read
+    summary.columns_present = list(loaded.columns_present)
+    summary.columns_used = dict(loaded.columns_used)
+    summary.bad_rows = len({e.origin for e in loaded.report.errors})
+    summary.row_errors = [str(e) for e in loaded.report.errors[:ERRORS_SHOWN]]
+    summary.warnings = list(loaded.report.warnings)
     summary.preview = preview_rows(loaded.rows)
-    return summary
+    if source.max_rows is not None and summary.rows > source.max_rows:
+        summary.warnings.append(f"only the first {source.max_rows} of {summary.rows} rows are used (max_rows)")
+    return loaded
 
 
 def _cell(value) -> str:
