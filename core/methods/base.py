@@ -67,12 +67,6 @@ class Hyperparameter:
         return value
 
 
-# Headline metrics about the forget persons' questions (and, below, their secret records): a method
-# whose target is something else (a behaviour, a concept, memorized records) expects them to hold.
-FORGET_PERSON_METRICS = ("forget/value_acc", "forget/prob", "forget/rouge_l", "forget_quality_log10", "mia/auc_min_k")
-FORGET_SECRET_METRICS = ("secrets_forget/ma", "secrets_forget/el")
-
-
 @dataclass(frozen=True)
 class DataRoles:
     required: tuple[str, ...]
@@ -232,9 +226,6 @@ class UnlearningMethod(ABC):
     roles: ClassVar[DataRoles]
     hyperparameters: ClassVar[tuple[Hyperparameter, ...]] = ()
     terms: ClassVar[tuple[str, ...]] = ()  # every loss-term name loss_terms may return (for plots)
-    # How the method means to move evaluation metrics where it differs from the default forget
-    # story (core/run_evaluation.py HEADLINE), e.g. {"harmful/harmful_rate": "down"}.
-    expected_moves: ClassVar[dict[str, str]] = {}
     # The recipe the runner executes; most methods train in one stage.
     stages: ClassVar[tuple[Stage, ...]] = (Train(),)
     # (metric, label) pairs logged for a stage that is evaluated on its own (TrainWith(evaluate=True)),

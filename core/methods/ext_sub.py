@@ -29,13 +29,10 @@ Deviations from the authors' code, on purpose:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 
 from unlearn_studio.core.methods.base import (
-    FORGET_PERSON_METRICS,
-    FORGET_SECRET_METRICS,
     Batch,
     Combine,
     DataRoles,
@@ -75,9 +72,6 @@ class ExtSub(UnlearningMethod):
         Hyperparameter("op", str, "ext-sub", "how the two adapters are combined",
                        "Ext-Sub paper: ext-sub; subtraction and addition are its baselines", choices=OPERATIONS),
     )
-    # Ext-Sub removes a behaviour, not the forget set's facts: those rows should hold.
-    expected_moves: ClassVar[dict[str, str]] = {
-        "truthfulness/accuracy": "up", **dict.fromkeys(FORGET_PERSON_METRICS + FORGET_SECRET_METRICS, "hold")}
 
     def loss_terms(self, context: MethodContext, batch: dict[str, Batch]) -> dict[str, torch.Tensor]:
         raise RuntimeError("Ext-Sub trains in stages (see ExtSub.stages); it has no loss of its own")

@@ -56,15 +56,12 @@ import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 
 from unlearn_studio.core.data.templates import IGNORE_INDEX, _special_affixes, pad_token_id_for
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.methods.base import (
-    FORGET_PERSON_METRICS,
-    FORGET_SECRET_METRICS,
     Batch,
     DataRoles,
     Hyperparameter,
@@ -111,9 +108,6 @@ class ELM(UnlearningMethod):
     # the model must keep answering, each in its own template and weight.
     roles = DataRoles(required=("forget", "retain"), optional=("general",), several=("retain",))
     terms = ("erase", "retain", "consistency")
-    # The saga is the target; the forget persons and their records are not, so they should hold.
-    expected_moves: ClassVar[dict[str, str]] = {
-        "saga_mcq/accuracy": "down", **dict.fromkeys(FORGET_PERSON_METRICS + FORGET_SECRET_METRICS, "hold")}
     hyperparameters = (
         Hyperparameter("concept", str, "", "the concept to erase, as the framings name it "
                        "(e.g. \"Harry Potter, Hogwarts, wizardry\")",
