@@ -93,6 +93,7 @@ def _paper_projects() -> set[str]:
 
 
 def declared_params(method: str) -> dict:
+    # The registry imports torch (the methods' base): the wizard reads presets before it has loaded.
     from unlearn_studio.core.methods.registry import get_method
 
     return {h.name: h.default for h in get_method(method).hyperparameters}

@@ -25,14 +25,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from safetensors import safe_open
+
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.files import building, check_output_folder
+from unlearn_studio.core.model import loading as models
 from unlearn_studio.core.model.adapter_files import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     portable_adapter_config,
     read_adapter_config,
 )
+from unlearn_studio.core.model.generate import generate
 from unlearn_studio.core.model.lora_plan import layer_suffixes
 from unlearn_studio.core.model.portable import (
     CHAT_TEMPLATE_FILE,
@@ -42,6 +46,7 @@ from unlearn_studio.core.model.portable import (
     save_portable_tokenizer,
 )
 from unlearn_studio.core.project.store_values import file_digest
+from unlearn_studio.core.results.compare import build_prompt_sets
 from unlearn_studio.core.results.finished_run import FinishedRun
 from unlearn_studio.core.results.model_card import BaseModel, base_model_of, model_card
 
@@ -136,8 +141,6 @@ def _check_destination(folder: Path, what: str, overwrite: bool) -> None:
 
 def check_lora_nonzero(adapter_dir: Path) -> Check:
     """Whether any lora_B weight is non-zero (LoRA starts with B = 0, so all-zero means untrained)."""
-    from safetensors import safe_open
-
     total = nonzero = 0
     largest = 0.0
     with safe_open(str(adapter_dir / "adapter_model.safetensors"), framework="pt") as weights:
@@ -166,10 +169,6 @@ class _Export:
         self.say = progress
 
     def execute(self) -> ExportResult:
-        from unlearn_studio.core.model import loading as models
-        from unlearn_studio.core.model.generate import generate
-        from unlearn_studio.core.results.compare import build_prompt_sets
-
         plan, run, config = self.plan, self.finished, self.finished.config
         self.say(f"Loading the base model {config.model.path}…")
         loaded = models.load_model(config.resolve_model_path(), dtype=config.model.dtype,

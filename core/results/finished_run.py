@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.methods.registry import get_method
 from unlearn_studio.core.project.config import RunConfig
 from unlearn_studio.core.run.checkpoint import ADAPTER
 
@@ -78,8 +79,6 @@ def _adapter_dir(store, row: dict) -> Path:
 
 def _method_facts(name: str) -> tuple[str, str, str]:
     """Title, summary and paper of a method; a method no longer installed keeps its name."""
-    from unlearn_studio.core.methods.registry import get_method
-
     try:
         cls = get_method(name)
     except UserError:

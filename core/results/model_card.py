@@ -24,6 +24,9 @@ from huggingface_hub import EvalResult, ModelCardData
 from huggingface_hub.repocard import metadata_load
 
 from unlearn_studio.core.errors import UserError
+from unlearn_studio.core.evaluation.result import load_result
+from unlearn_studio.core.evaluation.table import markdown_lines
+from unlearn_studio.core.evaluation.verdicts import judge
 from unlearn_studio.core.results.audit.text import card_section
 
 if TYPE_CHECKING:
@@ -130,9 +133,6 @@ def model_index_results(judgement, config) -> list[EvalResult]:
 
 def judgement_of(evaluations: dict[str, dict]):
     """The before/after judgement of the run's recorded evaluations, or (None, why not)."""
-    from unlearn_studio.core.evaluation.result import load_result
-    from unlearn_studio.core.evaluation.verdicts import judge
-
     before, after = evaluations.get("before"), evaluations.get("after")
     if not (before and after):
         return None, None
@@ -147,8 +147,6 @@ def judgement_of(evaluations: dict[str, dict]):
 
 def model_card(run: FinishedRun, report: dict, evaluations: dict[str, dict], merged_dir: Path | None) -> str:
     """README.md: the metadata, then method, how to load, data, metrics, checks, versions, config."""
-    from unlearn_studio.core.evaluation.table import markdown_lines
-
     config, base = run.config, report["base_model"]
     judgement, problem = judgement_of(evaluations)
     metadata = card_metadata(run, report, judgement)
