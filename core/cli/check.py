@@ -16,7 +16,6 @@ from pathlib import Path
 
 from unlearn_studio.core.errors import UserError
 from unlearn_studio.core.project.config import RunConfig
-from unlearn_studio.core.project.summary import summarize_dataset, summarize_model
 
 EXIT_BAD_INPUT = 2
 
@@ -45,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace, say) -> dict:
     """Check the project, telling ``say`` what was found; the report as a dict (UserError if bad)."""
-    # The run's checks load torch and transformers (about 6 s on a busy 2-core machine): only here.
+    # The model's summary and the run's checks load torch and transformers (about 6 s on a busy
+    # 2-core machine): only here.
+    from unlearn_studio.core.project.summary import summarize_dataset, summarize_model
     from unlearn_studio.core.run.runner import check_run
 
     config = RunConfig.load(args.project)

@@ -6,16 +6,6 @@ import argparse
 import json
 from dataclasses import asdict
 
-from unlearn_studio.core.model.loading import inspect_model_folder
-from unlearn_studio.core.model.lora_plan import plan_lora
-from unlearn_studio.core.model.lora_targets import (
-    ROLES,
-    find_decoder_layers,
-    find_expert_parameters,
-    find_lora_targets,
-    resolve_layers,
-)
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``info`` subcommand."""
@@ -52,6 +42,17 @@ def human_count(n: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the model's facts, its LoRA targets per role and what LoRA would adapt; UserError on bad input."""
+    # These load torch and transformers: only when the command runs (see the package docstring).
+    from unlearn_studio.core.model.loading import inspect_model_folder
+    from unlearn_studio.core.model.lora_plan import plan_lora
+    from unlearn_studio.core.model.lora_targets import (
+        ROLES,
+        find_decoder_layers,
+        find_expert_parameters,
+        find_lora_targets,
+        resolve_layers,
+    )
+
     # Same facts as describe_model_folder, keeping the meta model to list full module names.
     model, facts = inspect_model_folder(
         args.model, trust_remote_code=args.trust_remote_code, allow_network=args.allow_network

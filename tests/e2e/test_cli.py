@@ -28,6 +28,14 @@ def assert_bad_input(result: subprocess.CompletedProcess, *names: str) -> None:
         assert name in result.stderr, (name, result.stderr)
 
 
+def test_the_command_line_parser_loads_no_ml_library():
+    """Every command builds the whole parser: none of the commands' modules may import torch & co."""
+    probe = ("import sys; from unlearn_studio.core.cli.main import build_parser; build_parser(); "
+             "print(sorted(m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_info_on_the_demo_model():
     result = cli("info", str(demo_model_dir()))
     assert result.returncode == 0, result.stderr
