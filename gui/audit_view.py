@@ -10,18 +10,17 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
     QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 
 from unlearn_studio.gui.audit_plots import AttackBars, ProbePlots, RecoveryPlots
 from unlearn_studio.gui.jobs import JobContext, Jobs, JobSlot
 from unlearn_studio.gui.numbers import duration_text
+from unlearn_studio.gui.work_header import work_header
 
 AUDITABLE = ("finished", "stopped")  # runs that saved their adapter
 VERDICT_STYLES = {"robust": "background: #dff3e3; border: 1px solid #7cc48e;",
@@ -91,15 +90,7 @@ class AuditView(QWidget):
         self.tabs.addTab(self.probes, "Probes")
         self.tabs.hide()
 
-        top = QHBoxLayout()
-        top.addWidget(self.heading, 1)
-        top.addWidget(self.audit_button, 0, Qt.AlignmentFlag.AlignTop)
-        busy = QHBoxLayout()
-        busy.addWidget(self.progress, 1)
-        busy.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addLayout(busy)
+        layout = work_header(self, self.heading, self.audit_button, self.progress, self.cancel_button)
         layout.addWidget(self.verdict)
         layout.addWidget(self.tabs, 1)
 

@@ -34,6 +34,7 @@ from unlearn_studio.gui.frontier_plot import FrontierPlot, Point
 from unlearn_studio.gui.jobs import JobContext, Jobs, JobSlot
 from unlearn_studio.gui.numbers import DASH, change, duration_text, number, share
 from unlearn_studio.gui.words import is_share, metric_tooltip
+from unlearn_studio.gui.work_header import work_header
 
 VERDICT_COLOURS = {"reached": "#dff3e3", "short": "#fff4d6", "none": "#eeeeee", "wrong_way": "#f9dcdc",
                    "overshot": "#fde2c8"}
@@ -182,15 +183,7 @@ class EvaluationView(QWidget):
         self.tabs.addTab(answers_panel, "Answers per item")
         self.tabs.addTab(self.frontier, "Frontier")
 
-        top = QHBoxLayout()
-        top.addWidget(self.heading, 1)
-        top.addWidget(self.evaluate_button, 0, Qt.AlignmentFlag.AlignTop)
-        busy = QHBoxLayout()
-        busy.addWidget(self.progress, 1)
-        busy.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addLayout(busy)
+        layout = work_header(self, self.heading, self.evaluate_button, self.progress, self.cancel_button)
         layout.addWidget(self.warnings)
         layout.addWidget(self.tabs, 1)
 
