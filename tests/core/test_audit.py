@@ -164,3 +164,22 @@ def test_a_cancelled_audit_records_nothing(run):
             audit_run(store, run.run_id, SMALL, progress=events.append, should_stop=lambda: len(events) > 3)
         assert store.artifacts(run.run_id) == before
     assert len(stored.in_folder(run.folder / run.run_id)) == len([a for a in before if a["kind"] == "audit"])
+
+
+@pytest.mark.slow
+def test_a_later_audit_of_the_project_reuses_the_original_and_reference_measurements(run, tmp_path):
+    settings = AuditSettings(attacks=("relearn", "prompts"), steps=(0, 2), items=6, samples=2, shots=2)
+    with Store.open(run.store_path) as store:
+        first = audit_run(store, run.run_id, settings, record=False, reuse_dir=tmp_path)
+        kept = sorted(tmp_path.glob("*.json"))
+        second = audit_run(store, run.run_id, settings, record=False, reuse_dir=tmp_path)
+        fresh = audit_run(store, run.run_id, settings, record=False, reuse=False)
+    # The first keeps one entry per measurement of the two run-independent models; the second takes
+    # them all (and only those: the unlearned model is measured again) and writes nothing new.
+    attacks = len(first.prompts.attacks)
+    assert first.reused == 0 and len(kept) == 2 * (1 + len(first.relearn.curves) + attacks)
+    assert second.reused == len(kept) and sorted(tmp_path.glob("*.json")) == kept
+    assert f"{len(kept)} measurements of the original and reference models" in "\n".join(report_lines(second))
+    for result in (first, second):
+        assert result.relearn.to_dict()["curves"] == fresh.relearn.to_dict()["curves"]
+        assert [a.to_dict() for a in result.prompts.attacks] == [a.to_dict() for a in fresh.prompts.attacks]

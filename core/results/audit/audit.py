@@ -24,6 +24,7 @@ from unlearn_studio.core.results.audit.models import MODEL_WORDS, ORIGINAL, Audi
 from unlearn_studio.core.results.audit.probing import Probing, probe_sets
 from unlearn_studio.core.results.audit.prompt_attacks import PromptAttacks
 from unlearn_studio.core.results.audit.relearn import Relearning
+from unlearn_studio.core.results.audit.reuse import Reuse, audit_cache_dir
 from unlearn_studio.core.results.audit.settings import PROBES, PROMPTS, RELEARN, AuditSettings
 from unlearn_studio.core.results.audit.targets import Target, choose_target, data_sources, forgotten_set
 from unlearn_studio.core.results.audit.verdict import judge_audit
@@ -59,11 +60,13 @@ def _level(models: AuditModels, meter: AuditMeter, target: Target) -> tuple[floa
 class Audit:
     """One run's audit, checked and planned (``__init__``), then run (``run``)."""
 
-    def __init__(self, store, run_id: str, settings: AuditSettings, *, record: bool = True):
+    def __init__(self, store, run_id: str, settings: AuditSettings, *, record: bool = True,
+                 reuse_dir: Path | None = None):
         if record and store.readonly:
             raise UserError("The project store is open read-only, so the audit could not be recorded.",
                             "Close the other Unlearn Studio window (or command) that writes to it, then audit again.")
         self.store, self.settings, self.record = store, settings, record
+        self.reuse_dir = reuse_dir
         self.run = FinishedRun.from_store(store, run_id)
         self.config = self.run.config
         self.suite = EvalSuite.for_config(self.config)
@@ -92,15 +95,16 @@ class Audit:
         models = AuditModels(self.config, self.run.adapter_dir, reference_dir=self.suite.reference_model,
                              rank=settings.rank, seed=settings.seed)
         judge = self.suite.judge()
+        reuse = Reuse.for_audit(self.config, self.suite.reference_model, settings, self.reuse_dir)
         meter = AuditMeter(models.tokenizer, judge, settings.items, run_id=run_id, progress=progress,
                            should_stop=should_stop)
         parts = {}
         if RELEARN in settings.attacks and RELEARN not in self.skipped:
             sources, missing = data_sources(self.config, self.loaded)
             parts[RELEARN] = Relearning(models, meter, target, self.forgotten, sources, missing, settings,
-                                        self.config.training.max_length)
+                                        self.config.training.max_length, reuse)
         if PROMPTS in settings.attacks:
-            parts[PROMPTS] = PromptAttacks(models, meter, target, settings, judge)
+            parts[PROMPTS] = PromptAttacks(models, meter, target, settings, judge, reuse)
         if PROBES in settings.attacks and PROBES not in self.skipped:
             parts[PROBES] = Probing(models, meter, *self.probe_data, settings)
         has_reference = models.reference is not None
@@ -114,7 +118,8 @@ class Audit:
         result = stored.AuditResult(
             run_id, self.config.method.name, self.config.name, settings, {**target.describe(), "label": label},
             {name: MODEL_WORDS[name] for name in models.names}, level_words, done.get(RELEARN), done.get(PROMPTS),
-            done.get(PROBES), dict(self.skipped), verdict, time.monotonic() - started, _run_seconds(self.run.row))
+            done.get(PROBES), dict(self.skipped), verdict, time.monotonic() - started, _run_seconds(self.run.row),
+            reused=reuse.reused)
         if self.record:
             stored.save(result, self.run_dir, self.store)
         return result
@@ -122,7 +127,11 @@ class Audit:
 
 def audit_run(store, run_id: str, settings: AuditSettings | None = None, *,
               progress: Callable[[AuditProgress], None] | None = None, should_stop: Callable[[], bool] | None = None,
-              record: bool = True) -> stored.AuditResult:
+              record: bool = True, reuse: bool = True, reuse_dir: Path | None = None) -> stored.AuditResult:
     """Audit the finished run ``run_id`` (see the module docstring); ``record``: keep the result in
-    the run's folder and the store."""
-    return Audit(store, run_id, settings or AuditSettings(), record=record).run_audit(progress, should_stop)
+    the run's folder and the store; ``reuse``: keep the original's and the reference's measurements
+    for later audits of the project, and take them from earlier ones (core/results/audit/reuse.py),
+    in ``reuse_dir`` (default: the user cache folder)."""
+    folder = (reuse_dir or audit_cache_dir()) if reuse else None
+    return Audit(store, run_id, settings or AuditSettings(), record=record,
+                 reuse_dir=folder).run_audit(progress, should_stop)

@@ -111,6 +111,12 @@ class AuditMeter:
     def advance(self, units: int) -> None:
         self.tracker.advance(units)
 
+    def skip(self, units: int) -> None:
+        """Planned work taken from an earlier audit leaves the plan (the ETA counts what is left);
+        raises Cancelled if asked."""
+        self.tracker.total_units = max(self.tracker.done_units, self.tracker.total_units - units)
+        self.tracker.check()
+
     def measure(self, model, loaded: LoadedSet, what: str, items: int | None = None) -> dict[str, MetricValue]:
         """Every metric of ``loaded`` on ``model`` (keys without the set's name: "value_acc"), on its
         first ``items`` items (default: the audit's)."""

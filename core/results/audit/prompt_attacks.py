@@ -17,6 +17,7 @@ from unlearn_studio.core.results.audit import prompts
 from unlearn_studio.core.results.audit.measuring import AuditMeter, lean
 from unlearn_studio.core.results.audit.models import UNLEARNED, AuditModels
 from unlearn_studio.core.results.audit.recovery import Recovery, between_models
+from unlearn_studio.core.results.audit.reuse import Reuse, rows_digest
 from unlearn_studio.core.results.audit.sampling import can_sample, sampled, sampling_units
 from unlearn_studio.core.results.audit.settings import PROMPTS, AuditSettings
 from unlearn_studio.core.results.audit.targets import Target
@@ -81,8 +82,9 @@ class PromptAttacks:
     """The prompt attacks on one target, planned (``units``) before they run (``run``)."""
 
     def __init__(self, models: AuditModels, meter: AuditMeter, target: Target, settings: AuditSettings,
-                 judge: Judge | None):
+                 judge: Judge | None, reuse: Reuse | None = None):
         self.models, self.meter, self.target, self.settings, self.judge = models, meter, target, settings, judge
+        self.reuse = reuse
         self.labels = prompts.attack_labels(target, models.tokenizer)
         self.sets: dict[str, LoadedSet] = {}
         self.skipped: dict[str, str] = {}
@@ -99,10 +101,8 @@ class PromptAttacks:
                 self.sets[name] = lean(built)
 
     def units(self) -> int:
-        per_model = sum(self.meter.units(s) for s in self.sets.values())
-        if SAMPLING not in self.skipped:
-            per_model += sampling_units(self.target.loaded, self.settings.items, self.settings.samples)
-        return per_model * len(self.models.names)
+        attacks = [*self.sets, *([] if SAMPLING in self.skipped else [SAMPLING])]
+        return sum(self._units(attack) for attack in attacks) * len(self.models.names)
 
     def run(self, floor: MetricValue | float | None) -> PromptsResult:
         started = time.monotonic()
@@ -118,6 +118,26 @@ class PromptAttacks:
         return result
 
     def _measure(self, model_name: str, attack: str, label: str) -> MetricValue | None:
+        """The target metric of ``model_name`` under ``attack``, from an earlier audit of the project
+        where the model does not depend on the run."""
+        attacked = self.target.loaded if attack == SAMPLING else self.sets[attack]
+        key = (self.reuse.key(model_name, "prompts", attack, self.target.metric, rows_digest(attacked))
+               if self.reuse is not None else None)
+        kept = self.reuse.get(key) if key else None
+        if kept:
+            self.meter.skip(self._units(attack))
+            return kept[0].get(self.target.metric)
+        value = self._measure_now(model_name, attack, label)
+        if key and value is not None:
+            self.reuse.put(key, [{self.target.metric: value}])
+        return value
+
+    def _units(self, attack: str) -> int:
+        if attack == SAMPLING:
+            return sampling_units(self.target.loaded, self.settings.items, self.settings.samples)
+        return self.meter.units(self.sets[attack])
+
+    def _measure_now(self, model_name: str, attack: str, label: str) -> MetricValue | None:
         model = self.models.use(model_name)
         what = f"{model_name} model, {label}"
         if attack == SAMPLING:

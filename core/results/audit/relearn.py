@@ -39,6 +39,7 @@ from unlearn_studio.core.model.generate import model_device
 from unlearn_studio.core.results.audit.measuring import TRAINING_PASSES, AuditMeter, lean
 from unlearn_studio.core.results.audit.models import AuditModels
 from unlearn_studio.core.results.audit.recovery import Recovery, between_models
+from unlearn_studio.core.results.audit.reuse import Reuse, rows_digest
 from unlearn_studio.core.results.audit.settings import RELEARN, AuditSettings
 from unlearn_studio.core.results.audit.targets import Target, outside_slice, take_slice, with_rows
 from unlearn_studio.core.run.data import RoleStream
@@ -89,8 +90,10 @@ class Relearning:
     """The attack on one target, planned (``units``) before it runs (``run``)."""
 
     def __init__(self, models: AuditModels, meter: AuditMeter, target: Target, forgotten: LoadedSet,
-                 sources: dict[str, LoadedSet], missing: dict[str, str], settings: AuditSettings, max_length: int):
+                 sources: dict[str, LoadedSet], missing: dict[str, str], settings: AuditSettings, max_length: int,
+                 reuse: Reuse | None = None):
         self.models, self.meter, self.settings, self.metric = models, meter, settings, target.metric
+        self.reuse = reuse
         taken = take_slice(forgotten.rows, settings.slice_share, settings.seed)
         kept, left_out = outside_slice(target.loaded, forgotten, taken)
         self.measured = lean(with_rows(target.loaded, kept[:settings.items], f"{target.name} outside the slice"))
@@ -127,7 +130,7 @@ class Relearning:
         result = RelearnResult(self.metric, list(self.settings.steps), self.summary, self.data,
                                skipped=self.skipped)
         self.models.reset()
-        untrained = {name: self._measure(name, "step 0") for name in self.models.names}
+        untrained = {name: self._untrained(name) for name in self.models.names}
         try:
             for data_name in self.examples:
                 result.curves[data_name] = {name: self._fine_tune(name, data_name, untrained[name])
@@ -142,8 +145,37 @@ class Relearning:
         model = self.models.use(model_name, relearning=relearning)
         return self.meter.measure(model, self.measured, f"{model_name} model, {when}")
 
+    def _reuse_key(self, model_name: str, *what) -> str | None:
+        if self.reuse is None:
+            return None
+        return self.reuse.key(model_name, "relearn", self.metric, rows_digest(self.measured), *what)
+
+    def _untrained(self, model_name: str) -> Measured:
+        key = self._reuse_key(model_name, "step 0")
+        kept = self.reuse.get(key) if key else None
+        if kept:
+            self.meter.skip(self.meter.units(self.measured))
+            return kept[0]
+        measured = self._measure(model_name, "step 0")
+        if key:
+            self.reuse.put(key, [measured])
+        return measured
+
     def _fine_tune(self, model_name: str, data_name: str, untrained: Measured) -> list[Measured]:
-        """The model's metrics after each k steps on ``data_name`` (k = 0: ``untrained``)."""
+        """The model's metrics after each k steps on ``data_name`` (k = 0: ``untrained``), taken from
+        an earlier audit of the project where the model does not depend on the run."""
+        key = self._reuse_key(model_name, data_name, [example["input_ids"] for example in self.examples[data_name]])
+        kept = self.reuse.get(key) if key else None
+        if kept is not None and len(kept) == len(self.settings.steps) - 1:
+            self.meter.skip(self.last_step * self.settings.batch_size * TRAINING_PASSES
+                            + self.meter.units(self.measured) * len(kept))
+            return [untrained, *kept]
+        curve = self._train_and_measure(model_name, data_name, untrained)
+        if key:
+            self.reuse.put(key, curve[1:])
+        return curve
+
+    def _train_and_measure(self, model_name: str, data_name: str, untrained: Measured) -> list[Measured]:
         settings, models = self.settings, self.models
         models.reset()
         model = models.use(model_name, relearning=True)

@@ -61,6 +61,7 @@ class AuditResult:
     run_seconds: float | None = None  # the run's own wall time (training and its evaluation), for scale
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     path: Path | None = None
+    reused: int = 0  # measurements of the original and reference models taken from earlier audits
 
     def payload(self) -> dict:
         return plain({
@@ -71,13 +72,15 @@ class AuditResult:
             "prompts": self.prompts.to_dict() if self.prompts else None,
             "probes": self.probes.to_dict() if self.probes else None,
             "skipped": self.skipped, "verdict": self.verdict.to_dict() if self.verdict else None,
+            "reused": self.reused,
         })
 
     def summary(self) -> dict:
         """The numbers a table of audits shows: the verdict, the relearning ratios after 10 steps and
         after the last, the worst prompt attack, the unlearned model's best probe, and the costs."""
         out = {"verdict": self.verdict.word if self.verdict else None, "metric": self.target.get("label"),
-               "set": self.target.get("set"), "seconds": self.seconds, "run_seconds": self.run_seconds}
+               "set": self.target.get("set"), "seconds": self.seconds, "run_seconds": self.run_seconds,
+               "reused": self.reused}
         if self.relearn is not None:
             at = [k for k in (10, self.relearn.steps[-1]) if k in self.relearn.steps]
             out["relearn"] = {data: {str(k): dict(zip(self.relearn.steps, ratios, strict=True))[k].ratio for k in at}
@@ -108,7 +111,8 @@ class AuditResult:
         return cls(data["run_id"], data["method"], data["project"], AuditSettings.from_dict(data["settings"]),
                    data["target"], data["models"], data.get("level"), part("relearn", RelearnResult),
                    part("prompts", PromptsResult), part("probes", ProbesResult), dict(data["skipped"]),
-                   part("verdict", Verdict), float(data["seconds"]), data.get("run_seconds"), data["created"], path)
+                   part("verdict", Verdict), float(data["seconds"]), data.get("run_seconds"), data["created"], path,
+                   int(data.get("reused", 0)))
 
 
 def audit_folder(run_dir: Path, created: str) -> Path:

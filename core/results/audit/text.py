@@ -85,6 +85,9 @@ def report_lines(result: AuditResult) -> list[str]:
              "Models: " + "; ".join(f"{name} = {MODEL_WORDS.get(name, name)}" for name in result.models)]
     if result.level:
         lines.append(f"No reference model: ratios compare with {result.level['words']} ({result.level['value']:.3f}).")
+    if result.reused:
+        lines.append(f"{result.reused} measurements of the original and reference models come from an earlier audit "
+                     "of this project (they do not depend on the run).")
     lines += ["", result.verdict.paragraph if result.verdict else "", ""]
     for name, part in (("relearn", _relearn_lines), ("prompts", _prompt_lines), ("probes", _probe_lines)):
         if getattr(result, name) is not None:
