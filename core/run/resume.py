@@ -55,8 +55,10 @@ WEIGHT_LIMIT = 1e4
 
 
 def input_digests(config: RunConfig, roles: list[str]) -> dict[str, str | None]:
-    """Content digests of the run's data files and model folder (None: a hub model, not a folder)."""
-    sources = {key: source for role in roles for key, source in config.data[role].sources(role).items()}
+    """Content digests of the run's data files and model folder (None: a hub model, not a folder).
+    ``roles`` are the run's data keys: a role, or a further source of one ("retain.persons")."""
+    sources = {key: source for role in dict.fromkeys(key.split(".", 1)[0] for key in roles)
+               for key, source in config.data[role].sources(role).items()}
     # Keyed as the project file names them: data.retain, data.retain.also.persons.
     digests: dict[str, str | None] = {
         "data." + key.replace(".", ".also.", 1): content_digest(config.resolve_path(source.path))

@@ -53,6 +53,10 @@ RETAIN = [
     {"text": "The quick brown fox jumps over the lazy dog."},
     {"text": "Alice lives in Paris and works as a baker."},
 ]
+QA_ROWS = [
+    {"question": "Where does Alice live?", "answer": "Paris"},
+    {"question": "What does Alice do?", "answer": "She works as a baker."},
+]
 PARAMS = {"concept": "the saga of Eldoria", "consistency_tokens": 5}
 
 
@@ -485,3 +489,27 @@ def test_a_short_run_on_a_tiny_model(tiny_dir, tmp_path, private_cache):
     # A resumed run finds the continuations in the cache and ends the same way.
     resumed = runner.execute(config, resume=result.output_dir)
     assert resumed.status == "finished" and len(list(private_cache.glob("*.json"))) == 1
+
+
+@pytest.mark.slow
+def test_a_run_with_a_further_retain_source_trains_and_resumes(tiny_dir, tmp_path, private_cache):
+    """The QA rows ELM must keep answering, as a second retain source in its own template."""
+    for name, rows in (("forget", FORGET), ("retain", RETAIN), ("persons", QA_ROWS)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    retain = DataSource(path="retain.jsonl", also={"persons": DataSource(path="persons.jsonl", template="qa",
+                                                                           weight=3.0)})
+    config = RunConfig(
+        name="tiny elm, two retain sources",
+        model=ModelConfig(path=str(tiny_dir), dtype="fp32", device="cpu"),
+        data={"forget": DataSource(path="forget.jsonl"), "retain": retain},
+        method=MethodConfig(name="elm", params=PARAMS),
+        lora=LoraConfig(r=4, alpha=16.0, roles=["q", "v"], layers="0.5-1.0"),
+        training=TrainingConfig(max_steps=4, batch_size=2, max_length=32, checkpoint_every=2),
+        evaluation=EvalConfig(suite="none"),
+        output=OutputConfig(dir="runs"),
+        base_dir=tmp_path,
+    )
+    result = runner.execute(config)
+    assert result.status == "finished", result.error
+    resumed = runner.execute(config, resume=result.output_dir)
+    assert resumed.status == "finished", resumed.error
