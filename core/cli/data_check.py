@@ -116,7 +116,8 @@ def _print_report(data: LoadedData) -> None:
     print(f"Columns:  {mapping}")
     if data.columns_ignored:
         # pandas' to_csv writes its index as a column without a name.
-        print(f"Ignored:  {', '.join(name or '(a column without a name: a saved index)' for name in data.columns_ignored)}")
+        names = (name or "(a column without a name: a saved index)" for name in data.columns_ignored)
+        print(f"Ignored:  {', '.join(names)}")
     print(f"Rows:     {data.n_rows} usable of {data.n_read} read")
     for note in data.report.notes:
         print(f"Note:     {note}")
