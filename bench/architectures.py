@@ -2,7 +2,7 @@
 mixture-of-experts), what `info` says LoRA adapts by default, and a 3-step run with the default
 roles (GradAscent on two QA rows, no evaluation), then the adapter switched off against the base.
 
-    OMP_NUM_THREADS=1 python bench/architectures.py [--arch llama --arch mixtral ...] [--markdown]
+    OMP_NUM_THREADS=1 python bench/architectures.py [--arch llama --arch mixtral ...] [--json]
 
 Columns: the model class; parameters; the roles LoRA adapts by default (and what the model lacks);
 LoRA'd modules and experts' 3-D weights; the run's status and its loss at steps 1 and 3; whether
